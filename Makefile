@@ -1,0 +1,55 @@
+# cxl_switched lab. The two commands a newcomer needs:
+#
+#   make demo    build everything, boot two hosts sharing a portal
+#   make check   build everything, run every test tier, print a summary
+#
+# Both install what they need first (scripts/setup-host.sh, idempotent).
+
+SHELL := /bin/bash
+S := scripts
+
+.PHONY: all setup source kernel tools initramfs demo check check-guest \
+	check-tools style series clean help
+
+all: initramfs
+
+help:
+	@sed -n '1,8p' Makefile
+
+setup:
+	@$(S)/setup-host.sh
+
+source: setup
+	@$(S)/fetch-kernel.sh
+
+kernel: source
+	@$(S)/kernel.sh build
+
+tools: setup
+	@$(S)/build-tools.sh
+
+initramfs: kernel tools
+	@$(S)/mkinitramfs.sh
+
+demo: initramfs
+	@python3 $(S)/lab.py demo
+
+check: setup source
+	@$(S)/check.sh
+
+# Pieces of `make check`, for iterating.
+check-tools: tools
+	@cd tools && cargo test --release -q
+
+check-guest: initramfs
+	@python3 $(S)/lab.py check
+
+style: source
+	@$(S)/kernel.sh style
+
+# The project's whole change as a mailing-list-ready git format-patch set.
+series: source
+	@$(S)/kernel.sh export
+
+clean:
+	rm -rf build tools/target

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Switched CXL memory as typed NUMA nodes.
+//!
+//! Hosts that share a CXL memory device through a CXL switch see that memory
+//! as a "portal": a NUMA node of its own, typed "Switched", whose first memory
+//! block holds a handoff header through which the hosts agree on who owns
+//! which block.
+//!
+//! This is the driver's skeleton: it loads and unloads cleanly and carries the
+//! portal layout math (see [`layout`]) that binding will use.
+
+// The layout is used by the KUnit suite now and by binding next.
+#[allow(dead_code)]
+mod layout;
+
+use kernel::prelude::*;
+
+module! {
+    type: CxlSwitched,
+    name: "cxl_switched",
+    authors: ["The cxl_switched authors"],
+    description: "Switched CXL memory as typed NUMA nodes",
+    license: "GPL v2",
+}
+
+struct CxlSwitched;
+
+impl kernel::Module for CxlSwitched {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        pr_info!(
+            "loaded; portal header reserves {} memory block(s)\n",
+            layout::HEADER_BLOCKS
+        );
+        Ok(CxlSwitched)
+    }
+}
+
+impl Drop for CxlSwitched {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Portal layout: which part of a switched region holds the handoff header and
+//! which part may be onlined.
+//!
+//! A portal is one CXL RAM region, reached through a switch, mapped at a host
+//! physical address range `[start, start + size)`. Memory hotplug works in
+//! whole memory blocks, so the driver only accepts a region whose start and
+//! size are multiples of the memory block size. The first [`HEADER_BLOCKS`]
+//! block(s) hold the handoff header and are never onlined; the rest is the
+//! onlinable part, split into `blocks` memory blocks.
+//!
+//! This file is `core`-only (no kernel crate) so that the same code is built
+//! into the driver and into the userspace tools.
+
+use core::ops::Range;
+
+/// Number of memory blocks at the start of a portal reserved for the header.
+pub(crate) const HEADER_BLOCKS: u64 = 1;
+
+/// Why a region cannot be used as a portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LayoutError {
+    /// The memory block size is zero or not a power of two.
+    BadBlockSize,
+    /// `start + size` does not fit in 64 bits.
+    Overflow,
+    /// The region start is not a multiple of the memory block size.
+    MisalignedStart,
+    /// The region size is not a multiple of the memory block size.
+    MisalignedSize,
+    /// The region cannot hold the header block(s) plus one onlinable block.
+    TooSmall,
+}
+
+impl LayoutError {
+    /// A short explanation, for the one log line that reports a refusal.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LayoutError::BadBlockSize => "memory block size is not a power of two",
+            LayoutError::Overflow => "region end overflows the physical address space",
+            LayoutError::MisalignedStart => "region start is not memory-block aligned",
+            LayoutError::MisalignedSize => "region size is not a multiple of the memory block size",
+            LayoutError::TooSmall => "region is smaller than the header block plus one block",
+        }
+    }
+}
+
+/// The split of one portal region into header and onlinable memory.
+///
+/// # Invariants
+///
+/// `header.end == online.start`, both ranges are non-empty, and every bound is
+/// a multiple of `block_size`, which is a power of two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PortalLayout {
+    /// Physical range of the handoff header (memremapped, never onlined).
+    pub(crate) header: Range<u64>,
+    /// Physical range that may be hot-added.
+    pub(crate) online: Range<u64>,
+    /// Memory block size the layout was computed with.
+    pub(crate) block_size: u64,
+}
+
+impl PortalLayout {
+    /// Splits the region `[start, start + size)` for a memory block size of
+    /// `block_size` bytes.
+    pub(crate) fn new(start: u64, size: u64, block_size: u64) -> Result<Self, LayoutError> {
+        if block_size == 0 || !block_size.is_power_of_two() {
+            return Err(LayoutError::BadBlockSize);
+        }
+        let end = start.checked_add(size).ok_or(LayoutError::Overflow)?;
+        if start & (block_size - 1) != 0 {
+            return Err(LayoutError::MisalignedStart);
+        }
+        if size & (block_size - 1) != 0 {
+            return Err(LayoutError::MisalignedSize);
+        }
+        if size / block_size < HEADER_BLOCKS + 1 {
+            return Err(LayoutError::TooSmall);
+        }
+        let header_end = start + HEADER_BLOCKS * block_size;
+        // INVARIANT: checked above: aligned bounds, at least one block each.
+        Ok(PortalLayout {
+            header: start..header_end,
+            online: header_end..end,
+            block_size,
+        })
+    }
+
+    /// Number of onlinable memory blocks.
+    pub(crate) fn blocks(&self) -> u64 {
+        (self.online.end - self.online.start) / self.block_size
+    }
+
+    /// Physical range of onlinable block `index`, if it exists.
+    pub(crate) fn block(&self, index: u64) -> Option<Range<u64>> {
+        if index >= self.blocks() {
+            return None;
+        }
+        let start = self.online.start + index * self.block_size;
+        Some(start..start + self.block_size)
+    }
+
+    /// Index of the onlinable block containing physical address `addr`.
+    pub(crate) fn block_of(&self, addr: u64) -> Option<u64> {
+        if !self.online.contains(&addr) {
+            return None;
+        }
+        Some((addr - self.online.start) / self.block_size)
+    }
+}
+
+#[cfg(CONFIG_CXL_SWITCHED_KUNIT_TEST)]
+#[kernel::macros::kunit_tests(cxl_switched_layout)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn splits_header_from_online_part() {
+        let l = PortalLayout::new(0x1_0000_0000, 512 * MIB, 128 * MIB).unwrap();
+        assert_eq!(l.header, 0x1_0000_0000..0x1_0800_0000);
+        assert_eq!(l.online, 0x1_0800_0000..0x1_2000_0000);
+        assert_eq!(l.blocks(), 3);
+    }
+
+    #[test]
+    fn smallest_portal_is_header_plus_one_block() {
+        let l = PortalLayout::new(4 * GIB, 256 * MIB, 128 * MIB).unwrap();
+        assert_eq!(l.blocks(), 1);
+        assert_eq!(
+            PortalLayout::new(4 * GIB, 128 * MIB, 128 * MIB),
+            Err(LayoutError::TooSmall)
+        );
+        assert_eq!(
+            PortalLayout::new(4 * GIB, 0, 128 * MIB),
+            Err(LayoutError::TooSmall)
+        );
+    }
+
+    #[test]
+    fn refuses_misaligned_ranges() {
+        assert_eq!(
+            PortalLayout::new(4 * GIB + 4096, 512 * MIB, 128 * MIB),
+            Err(LayoutError::MisalignedStart)
+        );
+        assert_eq!(
+            PortalLayout::new(4 * GIB, 512 * MIB + 4096, 128 * MIB),
+            Err(LayoutError::MisalignedSize)
+        );
+    }
+
+    #[test]
+    fn refuses_bad_block_size_and_overflow() {
+        assert_eq!(
+            PortalLayout::new(0, 512 * MIB, 0),
+            Err(LayoutError::BadBlockSize)
+        );
+        assert_eq!(
+            PortalLayout::new(0, 512 * MIB, 96 * MIB),
+            Err(LayoutError::BadBlockSize)
+        );
+        assert_eq!(
+            PortalLayout::new(u64::MAX - 128 * MIB + 1, 256 * MIB, 128 * MIB),
+            Err(LayoutError::Overflow)
+        );
+    }
+
+    #[test]
+    fn block_lookup_round_trips() {
+        let l = PortalLayout::new(8 * GIB, 2 * GIB, 128 * MIB).unwrap();
+        assert_eq!(l.blocks(), 15);
+        for i in 0..l.blocks() {
+            let r = l.block(i).unwrap();
+            assert_eq!(r.end - r.start, 128 * MIB);
+            assert_eq!(l.block_of(r.start), Some(i));
+            assert_eq!(l.block_of(r.end - 1), Some(i));
+        }
+        assert_eq!(l.block(15), None);
+        assert_eq!(l.block_of(l.header.start), None);
+        assert_eq!(l.block_of(l.online.end), None);
+    }
+}

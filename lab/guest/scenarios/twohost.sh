@@ -1,0 +1,45 @@
+# Scenario (b): two hosts boot at once on the same portal backing file. Host
+# "a" writes a per-run token at the portal's first word; host "b" must read
+# it and answer with the token's complement at the second word, which "a"
+# must read. The harness starts both with a zeroed portal file, so a pass
+# can only come from the other guest's write.
+host=$(cmdline_arg cxlsw.host)
+token=$(cmdline_arg cxlsw.token)
+answer=$(printf '0x%x' $((token ^ 0x3fffffffffffffff)))
+ktap_plan "twohost" 4
+
+lab_bringup
+check "portal region $PORTAL_REGION is committed" \
+	test "$(cat /sys/bus/cxl/devices/$PORTAL_REGION/commit 2>&1)" = 1
+diag "host $host: portal at $PORTAL_BASE, token $token"
+
+# poll_word ADDR VALUE SECONDS
+poll_word() {
+	_i=0
+	while [ $_i -lt $(($3 * 10)) ]; do
+		_v=$(devmem "$1" 64)
+		[ $((_v)) -eq $(($2)) ] && return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	echo "read $_v at $1, want $2"
+	return 1
+}
+
+w0=$PORTAL_BASE
+w1=$(hex_add "$PORTAL_BASE" 8)
+case "$host" in
+a)
+	check "host a writes the token into the portal" devmem "$w0" 64 "$token"
+	check "host a reads the token back" poll_word "$w0" "$token" 1
+	check "host a reads host b's answer from the portal" poll_word "$w1" "$answer" 240
+	;;
+b)
+	check "host b reads host a's token from the portal" poll_word "$w0" "$token" 240
+	check "host b writes its answer into the portal" devmem "$w1" 64 "$answer"
+	check "host b reads its answer back" poll_word "$w1" "$answer" 1
+	;;
+*)
+	notok "host name '$host' is a or b"
+	;;
+esac

@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""The cxl_switched QEMU lab: boot guest hosts on the fabric, collect KTAP.
+
+    lab.py run SCENARIO [--hosts a,b]   boot the scenario's hosts once
+    lab.py check                        every scenario of lab/fabric.toml,
+                                        one summary, non-zero on failure
+    lab.py demo                         two hosts sharing the portal, live
+    lab.py cmdline HOST                 print one host's QEMU command line
+
+Every guest's console (ttyS0) and scenario output (ttyS1, KTAP) are kept in
+build/logs/<run>/. A boot fails on a timeout, on a kernel splat in its
+console, on a KUnit suite that was expected and did not run or failed, and
+on a scenario test point that failed or is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ktap  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("CXLSW_BUILD", REPO / "build"))
+CACHE = Path(os.environ.get("CXLSW_CACHE", Path.home() / ".cache" / "cxl_switched"))
+FABRIC = REPO / "lab" / "fabric.toml"
+
+
+def load_fabric() -> dict:
+    with open(FABRIC, "rb") as f:
+        return tomllib.load(f)
+
+
+def kernel_image() -> Path:
+    return CACHE / "linux-obj" / "arch" / "x86" / "boot" / "bzImage"
+
+
+def initramfs() -> Path:
+    return BUILD / "initramfs.cpio.gz"
+
+
+@dataclass
+class Boot:
+    """One guest host's QEMU run."""
+
+    host: str
+    scenario: str
+    logdir: Path
+    argv: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    timed_out: bool = False
+    elapsed: float = 0.0
+
+    @property
+    def console(self) -> Path:
+        return self.logdir / f"{self.scenario}-{self.host}.console.log"
+
+    @property
+    def output(self) -> Path:
+        return self.logdir / f"{self.scenario}-{self.host}.ktap.log"
+
+
+def qemu_argv(fab: dict, host: str, shm: Path, append: str, console: Path, output: Path) -> list[str]:
+    """The QEMU command line of one host, from the fabric description."""
+    g, p, d = fab["guest"], fab["portal"], fab["direct"]
+    portal_file = shm / f"{p['name']}.mem"
+    direct_file = shm / f"direct-{host}.mem"
+    host_index = fab["hosts"]["names"].index(host)
+    return [
+        "qemu-system-x86_64",
+        "-M", "q35,cxl=on",
+        "-accel", "tcg",
+        "-m", f"{g['memory']},maxmem={g['maxmem']},slots={g['slots']}",
+        "-smp", str(g["smp"]),
+        "-display", "none", "-monitor", "none", "-no-reboot",
+        "-chardev", f"file,id=con,path={console}",
+        "-serial", "chardev:con",
+        "-chardev", f"file,id=out,path={output}",
+        "-serial", "chardev:out",
+        "-kernel", str(kernel_image()),
+        "-initrd", str(initramfs()),
+        "-append", append,
+        # The portal: one shared backing file, behind a switch.
+        "-object", f"memory-backend-file,id=cxl-portal,share=on,mem-path={portal_file},size={p['size']}",
+        "-device", f"pxb-cxl,bus_nr={p['bus_nr']},bus=pcie.0,id=cxl.1",
+        "-device", "cxl-rp,port=0,bus=cxl.1,id=root_port0,chassis=0,slot=0",
+        "-device", "cxl-upstream,bus=root_port0,id=us0",
+        "-device", "cxl-downstream,port=0,bus=us0,id=swport0,chassis=0,slot=4",
+        "-device", f"cxl-type3,bus=swport0,volatile-memdev=cxl-portal,id=cxl-portal0,sn={p['serial']}",
+        # The control: direct-attached, a file of this host's own.
+        "-object", f"memory-backend-file,id=cxl-direct,share=on,mem-path={direct_file},size={d['size']}",
+        "-device", f"pxb-cxl,bus_nr={d['bus_nr']},bus=pcie.0,id=cxl.2",
+        "-device", "cxl-rp,port=0,bus=cxl.2,id=root_port1,chassis=1,slot=1",
+        "-device", f"cxl-type3,bus=root_port1,volatile-memdev=cxl-direct,id=cxl-direct0,sn={0x100 + host_index:#x}",
+        "-M",
+        f"cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={p['window']},cxl-fmw.0.interleave-granularity=4k,"
+        f"cxl-fmw.1.targets.0=cxl.2,cxl-fmw.1.size={d['window']},cxl-fmw.1.interleave-granularity=4k",
+    ]
+
+
+def size_bytes(s: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(s[:-1]) * units[s[-1]] if s[-1] in units else int(s)
+
+
+def make_backing(fab: dict, shm: Path, hosts: list[str]) -> None:
+    """Fresh, zero-filled backing files: no run sees another run's bytes."""
+    shm.mkdir(parents=True, exist_ok=True)
+    files = [(shm / f"{fab['portal']['name']}.mem", fab["portal"]["size"])]
+    files += [(shm / f"direct-{h}.mem", fab["direct"]["size"]) for h in hosts]
+    for path, size in files:
+        with open(path, "wb") as f:
+            f.truncate(size_bytes(size))
+
+
+def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
+               token: int | None = None, live: bool = False) -> list[Boot]:
+    """Boot `hosts` at the same moment on one fresh portal; wait for all."""
+    for f in (kernel_image(), initramfs()):
+        if not f.exists():
+            sys.exit(f"lab: {f} is missing; run `make kernel initramfs` first")
+    logdir.mkdir(parents=True, exist_ok=True)
+    shm_root = Path("/dev/shm") if Path("/dev/shm").is_dir() else BUILD
+    shm = shm_root / f"cxlsw-{os.getpid()}-{scenario}"
+    make_backing(fab, shm, hosts)
+    token = token if token is not None else secrets.randbits(62) | 1
+    timeout = fab["guest"]["boot_timeout"]
+    boots = []
+    try:
+        for h in hosts:
+            b = Boot(h, scenario, logdir)
+            append = f"{fab['guest']['cmdline']} cxlsw.scenario={scenario} cxlsw.host={h} cxlsw.token={token:#x}"
+            b.argv = qemu_argv(fab, h, shm, append, b.console, b.output)
+            (logdir / f"{scenario}-{h}.qemu.cmd").write_text(" ".join(b.argv) + "\n")
+            for f in (b.console, b.output):
+                f.unlink(missing_ok=True)
+            b.proc = subprocess.Popen(b.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=open(logdir / f"{scenario}-{h}.qemu.err", "w"))
+            boots.append(b)
+        stop = threading.Event()
+        if live:
+            t = threading.Thread(target=stream, args=(boots, stop), daemon=True)
+            t.start()
+        t0 = time.monotonic()
+        last_note = t0
+        while any(b.proc.poll() is None for b in boots):
+            now = time.monotonic()
+            if now - t0 > timeout:
+                for b in boots:
+                    if b.proc.poll() is None:
+                        b.timed_out = True
+                        b.proc.kill()
+                break
+            if not live and now - last_note >= 30:
+                running = [b.host for b in boots if b.proc.poll() is None]
+                print(f"    ... {scenario}: {int(now - t0)} s, running: {', '.join(running)}", flush=True)
+                last_note = now
+            time.sleep(0.2)
+        for b in boots:
+            b.proc.wait()
+            b.elapsed = time.monotonic() - t0
+        stop.set()
+        if live:
+            t.join(timeout=2)
+    finally:
+        for b in boots:
+            if b.proc and b.proc.poll() is None:
+                b.proc.kill()
+        shutil.rmtree(shm, ignore_errors=True)
+    return boots
+
+
+def stream(boots: list[Boot], stop: threading.Event) -> None:
+    """Print each host's scenario output as it appears, prefixed by host."""
+    pos = {b.host: 0 for b in boots}
+    while True:
+        done = stop.is_set()
+        for b in boots:
+            try:
+                with open(b.output, "rb") as f:
+                    f.seek(pos[b.host])
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if not data:
+                continue
+            text = data.decode(errors="replace")
+            cut = text.rfind("\n") + 1 if not done else len(text)
+            for line in text[:cut].splitlines():
+                print(f"[host {b.host}] {line.rstrip()}", flush=True)
+            pos[b.host] += len(text[:cut].encode(errors="replace"))
+        if done:
+            return
+        time.sleep(0.3)
+
+
+@dataclass
+class Verdict:
+    name: str
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Verdict]:
+    """Turn one boot's logs into verdicts: the scenario and its KUnit suites."""
+    console = boot.console.read_text(errors="replace") if boot.console.exists() else ""
+    output = boot.output.read_text(errors="replace") if boot.output.exists() else ""
+    label = f"{boot.scenario}[{boot.host}]"
+    v = Verdict(label)
+    verdicts = [v]
+    if boot.timed_out:
+        v.problems.append(f"timed out after {boot.elapsed:.0f} s")
+    splats = ktap.scan_splats(console)
+    if expect_splat:
+        if splats:
+            v.passed += 1
+        else:
+            v.problems.append("negative control: a WARN was provoked but the scanner saw no splat")
+    elif splats:
+        v.problems.extend(f"console: {s}" for s in splats[:5])
+
+    scen = ktap.parse(output)
+    if not scen.suites:
+        v.problems.append("no scenario KTAP output")
+    for s in scen.suites:
+        v.passed += s.passed
+        v.skipped += s.skipped
+        for c in s.cases:
+            if c.status == "fail":
+                v.failed += 1
+                v.problems.append(f"not ok: {c.name}")
+        if s.missing:
+            v.failed += s.missing
+            v.problems.append(f"{s.missing} planned test point(s) never reported")
+
+    kt = ktap.parse(console)
+    for name in kunit_expected:
+        kv = Verdict(f"kunit:{name}[{boot.host}]")
+        suite = next((s for s in kt.suites if s.name == name), None)
+        if suite is None:
+            kv.problems.append("expected KUnit suite did not run")
+        else:
+            kv.passed, kv.skipped = suite.passed, suite.skipped
+            kv.failed = suite.failed + suite.missing
+            kv.problems += [f"not ok: {c.name}" for c in suite.cases if c.status == "fail"]
+            if suite.missing:
+                kv.problems.append(f"{suite.missing} planned case(s) never reported")
+            if suite.status == "fail" and not kv.problems:
+                kv.problems.append("suite reported not ok")
+            if not suite.cases:
+                kv.problems.append("suite ran no case")
+        verdicts.append(kv)
+    return verdicts
+
+
+def run_scenario(fab: dict, sc: dict, logdir: Path) -> list[Verdict]:
+    print(f"==> scenario {sc['name']}: booting host(s) {', '.join(sc['hosts'])}", flush=True)
+    boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir)
+    verdicts = []
+    for b in boots:
+        verdicts += judge(b, sc.get("kunit", []), sc.get("expect_splat", False))
+    for v in verdicts:
+        ok = not v.problems and v.failed == 0
+        print(f"    {'PASS' if ok else 'FAIL'} {v.name}: {v.passed} passed, {v.failed} failed"
+              + (f", {v.skipped} skipped" if v.skipped else ""), flush=True)
+        for p in v.problems:
+            print(f"         {p}")
+    for b in boots:
+        print(f"    logs: {b.console} ({b.elapsed:.0f} s)")
+    return verdicts
+
+
+def cmd_check(args) -> int:
+    fab = load_fabric()
+    logdir = BUILD / "logs" / "check"
+    shutil.rmtree(logdir, ignore_errors=True)
+    verdicts = []
+    wanted = args.only.split(",") if args.only else None
+    for sc in fab["scenario"]:
+        if wanted and sc["name"] not in wanted:
+            continue
+        verdicts += run_scenario(fab, sc, logdir)
+    return summarize(verdicts)
+
+
+def summarize(verdicts: list[Verdict]) -> int:
+    passed = sum(v.passed for v in verdicts)
+    failed = sum(v.failed + (1 if v.problems and v.failed == 0 else 0) for v in verdicts)
+    bad = [v for v in verdicts if v.problems or v.failed]
+    print("==> guest summary:")
+    for v in verdicts:
+        print(f"    {'ok    ' if v not in bad else 'FAILED'} {v.name}")
+    print(f"guest: {passed} passed, {failed} failed")
+    return 1 if bad else 0
+
+
+def cmd_run(args) -> int:
+    fab = load_fabric()
+    sc = next((s for s in fab["scenario"] if s["name"] == args.scenario), None)
+    if sc is None:
+        sc = {"name": args.scenario, "hosts": ["a"]}
+    if args.hosts:
+        sc = dict(sc, hosts=args.hosts.split(","))
+    return summarize(run_scenario(fab, sc, BUILD / "logs" / "run"))
+
+
+def cmd_demo(args) -> int:
+    fab = load_fabric()
+    hosts = fab["hosts"]["names"]
+    logdir = BUILD / "logs" / "demo"
+    print(f"==> demo: booting hosts {', '.join(hosts)} on one shared portal "
+          f"({fab['portal']['size']} file, mapped by every host's QEMU)", flush=True)
+    boots = boot_hosts(fab, "demo", hosts, logdir, live=True)
+    rc = 0
+    for b in boots:
+        splats = ktap.scan_splats(b.console.read_text(errors="replace") if b.console.exists() else "")
+        res = ktap.parse(b.output.read_text(errors="replace") if b.output.exists() else "")
+        fails = [c.name for s in res.suites for c in s.cases if c.status == "fail"]
+        if b.timed_out or splats or fails or not res.suites:
+            rc = 1
+            print(f"==> host {b.host}: PROBLEM timed_out={b.timed_out} splats={splats[:3]} failed={fails}")
+        print(f"==> host {b.host}: console log {b.console}")
+    print("==> demo: " + ("done" if rc == 0 else "FAILED"))
+    return rc
+
+
+def cmd_cmdline(args) -> int:
+    fab = load_fabric()
+    shm = Path("/dev/shm/cxlsw-manual")
+    print(" ".join(qemu_argv(fab, args.host, shm, fab["guest"]["cmdline"],
+                             Path("console.log"), Path("ktap.log"))))
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("check", help="run every scenario of lab/fabric.toml")
+    p.add_argument("--only", help="comma-separated scenario names")
+    p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("run", help="boot one scenario")
+    p.add_argument("scenario")
+    p.add_argument("--hosts", help="comma-separated host names (default: the scenario's)")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("demo", help="two hosts sharing the portal, output streamed")
+    p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("cmdline", help="print one host's QEMU command line")
+    p.add_argument("host")
+    p.set_defaults(fn=cmd_cmdline)
+    args = ap.parse_args()
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Build the guest initramfs: busybox, cxl/daxctl, numactl/migratepages (with
+# their shared libraries), the kernel's modules, the project's static musl
+# binaries and the lab's init and scenarios.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+root="$BUILD/initramfs"
+out="$BUILD/initramfs.cpio.gz"
+mods="$CACHE/linux-modules"
+[[ -d "$mods/lib/modules" ]] || die "no kernel modules in $mods; run 'make kernel' first"
+
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,tmp,etc,lab}
+
+install -m755 /bin/busybox "$root/bin/busybox"
+
+# copy_bin BIN: a dynamic executable and every library it loads.
+copy_bin() {
+	local bin lib
+	bin=$(command -v "$1") || die "$1 is not installed; run scripts/setup-host.sh"
+	install -D -m755 "$bin" "$root/usr/bin/$(basename "$bin")"
+	for lib in $(ldd "$bin" | awk '/=> \// {print $3} /^\s*\/lib/ {print $1}'); do
+		[[ -e "$root$lib" ]] || install -D -m644 "$(readlink -f "$lib")" "$root$lib"
+	done
+}
+for b in cxl daxctl numactl migratepages; do
+	copy_bin "$b"
+done
+
+cp -a "$mods/lib/modules" "$root/lib/"
+
+# The project's userspace binaries (static musl), when built.
+for b in "$REPO"/tools/target/x86_64-unknown-linux-musl/release/portalctl; do
+	[[ -x "$b" ]] && install -m755 "$b" "$root/usr/bin/"
+done
+
+install -m755 "$REPO/lab/guest/init" "$root/init"
+install -m644 "$REPO/lab/guest/lib.sh" "$root/lab/lib.sh"
+cp -r "$REPO/lab/guest/scenarios" "$root/lab/"
+
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out"
+step "initramfs: $out ($(du -h "$out" | cut -f1))"
