@@ -167,3 +167,20 @@ node_is_empty() {
 	echo "node $1 MemTotal ${_kb} kB"
 	[ "$_kb" -eq 0 ]
 }
+
+# poll_word ADDR VALUE SECONDS: wait until the 64-bit word at physical
+# address ADDR (in a portal, through /dev/mem) reads VALUE.
+poll_word() {
+	_i=0
+	while [ $_i -lt $(($3 * 10)) ]; do
+		_v=$(devmem "$1" 64)
+		[ $((_v)) -eq $(($2)) ] && return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	echo "read $_v at $1, want $2"
+	return 1
+}
+
+# The complement a host answers a token with.
+answer_of() { printf '0x%x' $(($1 ^ 0x3fffffffffffffff)); }

@@ -5,7 +5,7 @@
 # can only come from the other guest's write.
 host=$(cmdline_arg cxlsw.host)
 token=$(cmdline_arg cxlsw.token)
-answer=$(printf '0x%x' $((token ^ 0x3fffffffffffffff)))
+answer=$(answer_of "$token")
 ktap_plan "twohost" 4
 
 lab_bringup
@@ -13,18 +13,6 @@ check "portal region $PORTAL_REGION is committed" \
 	test "$(cat /sys/bus/cxl/devices/$PORTAL_REGION/commit 2>&1)" = 1
 diag "host $host: portal at $PORTAL_BASE, token $token"
 
-# poll_word ADDR VALUE SECONDS
-poll_word() {
-	_i=0
-	while [ $_i -lt $(($3 * 10)) ]; do
-		_v=$(devmem "$1" 64)
-		[ $((_v)) -eq $(($2)) ] && return 0
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	echo "read $_v at $1, want $2"
-	return 1
-}
 
 w0=$PORTAL_BASE
 w1=$(hex_add "$PORTAL_BASE" 8)

@@ -1,21 +1,38 @@
-//! portalctl: discover switched CXL portals and analyse the fabric they form.
+//! portalctl: discover switched CXL portals, analyse the fabric they form,
+//! plan flight paths.
 //!
-//! Exit codes: 0 success, 1 the operation failed (a file or device could not
-//! be read or was malformed), 2 bad command line (clap's own code).
+//! Exit codes: 0 success; 1 the operation failed (a file or device could not
+//! be read or was malformed; the message names it); 2 bad command line;
+//! 3 no route exists between the requested hosts.
 
+mod dot;
+mod gen;
 mod list;
-mod pagetypeinfo;
+mod local;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub(crate) use portalctl::{analysis, fabric, inventory, pagetypeinfo, route, synth};
+
 /// Switched CXL portals: what this host sees, and the fabric of hosts they join.
+///
+/// A portal is a CXL memory device reached through a CXL switch and shared by
+/// several hosts; the cxl_switched driver onlines it as a NUMA node typed
+/// "Switched". portalctl reads /proc/pagetypeinfo and sysfs on one host,
+/// writes that host's inventory, and merges the inventories of many hosts
+/// into the fabric graph: which hosts can reach which (reach groups), which
+/// portals and attachments are critical connections, which hosts are
+/// critical, and the flight path a VM takes from one host to another.
 #[derive(Parser, Debug)]
-#[command(name = "portalctl", version, about, long_about = None)]
+#[command(name = "portalctl", version, about, long_about, after_help = "\
+Exit status: 0 success, 1 failure (the message names the file or device), \
+2 usage error, 3 no route between the requested hosts.")]
 struct Cli {
-    /// Print JSON instead of a table (as `cxl list` and `daxctl` do).
+    /// Print JSON instead of a human table (as `cxl list` and `daxctl` do).
     #[arg(long, global = true)]
     json: bool,
 
@@ -25,18 +42,39 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// List the NUMA nodes of this host from /proc/pagetypeinfo and sysfs,
-    /// with the portals (nodes typed "Switched") marked.
+    /// List this host's NUMA nodes from /proc/pagetypeinfo and sysfs, with
+    /// portal nodes (type "Switched") marked.
     List(list::ListArgs),
+    /// This host's view (portals with id, node, capacity, free, members) as
+    /// a versioned inventory; `--json` gives the document to merge.
+    Inventory(local::InventoryArgs),
+    /// Merge inventories into the fabric: reach groups, critical
+    /// connections and hosts, flight paths, pictures.
+    Fabric(report::FabricArgs),
+    /// Write a synthetic fabric document (for tests and benchmarks).
+    Generate(gen::GenerateArgs),
+    /// Time the analysis and one route on a synthetic fabric.
+    Bench(gen::BenchArgs),
+}
+
+/// How a successful command ended.
+pub(crate) enum Outcome {
+    Done,
+    NoRoute,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::List(args) => list::run(&args, cli.json),
+    let result = match &cli.command {
+        Command::List(a) => list::run(a, cli.json).map(|()| Outcome::Done),
+        Command::Inventory(a) => local::run(a, cli.json).map(|()| Outcome::Done),
+        Command::Fabric(a) => report::run(a, cli.json),
+        Command::Generate(a) => gen::run_generate(a).map(|()| Outcome::Done),
+        Command::Bench(a) => gen::run_bench(a, cli.json).map(|()| Outcome::Done),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NoRoute) => ExitCode::from(3),
         Err(e) => {
             eprintln!("portalctl: {e:#}");
             ExitCode::from(1)

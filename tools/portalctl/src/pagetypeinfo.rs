@@ -250,7 +250,7 @@ Node 1, zone  Movable            0          128            0            0       
     fn malformed_row_names_its_line() {
         let text = UPSTREAM.replace("type      Movable      2", "type      Movable      x2");
         let e = PageTypeInfo::parse(&text).unwrap_err();
-        assert_eq!(e.line, 5);
+        assert_eq!(e.line, 6);
         assert!(e.message.contains("x2"), "{e}");
         let e = PageTypeInfo::parse("Node zero, zone DMA, type Movable 1\n").unwrap_err();
         assert_eq!(e.line, 1);
