@@ -20,8 +20,8 @@ copy_bin() {
 	local bin lib
 	bin=$(command -v "$1") || die "$1 is not installed; run scripts/setup-host.sh"
 	install -D -m755 "$bin" "$root/usr/bin/$(basename "$bin")"
-	for lib in $(ldd "$bin" | awk '/=> \// {print $3} /^\s*\/lib/ {print $1}'); do
-		[[ -e "$root$lib" ]] || install -D -m644 "$(readlink -f "$lib")" "$root$lib"
+	for lib in $(ldd "$bin" | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}'); do
+		[[ -e "$root$lib" ]] || install -D -m755 "$(readlink -f "$lib")" "$root$lib"
 	done
 }
 for b in cxl daxctl numactl migratepages; do

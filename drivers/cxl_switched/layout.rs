@@ -51,15 +51,16 @@ impl LayoutError {
 /// # Invariants
 ///
 /// `header.end == online.start`, both ranges are non-empty, and every bound is
-/// a multiple of `block_size`, which is a power of two.
+/// a multiple of `1 << block_shift`. No method can panic: there is no division
+/// and no unchecked arithmetic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PortalLayout {
     /// Physical range of the handoff header (memremapped, never onlined).
     pub(crate) header: Range<u64>,
     /// Physical range that may be hot-added.
     pub(crate) online: Range<u64>,
-    /// Memory block size the layout was computed with.
-    pub(crate) block_size: u64,
+    /// log2 of the memory block size the layout was computed with.
+    pub(crate) block_shift: u32,
 }
 
 impl PortalLayout {
@@ -76,21 +77,29 @@ impl PortalLayout {
         if size & (block_size - 1) != 0 {
             return Err(LayoutError::MisalignedSize);
         }
-        if size / block_size < HEADER_BLOCKS + 1 {
+        let block_shift = block_size.trailing_zeros();
+        if (size >> block_shift) < HEADER_BLOCKS + 1 {
             return Err(LayoutError::TooSmall);
         }
-        let header_end = start + HEADER_BLOCKS * block_size;
+        // Cannot overflow: `start + size` did not, and the header is smaller.
+        let header_end = start + (HEADER_BLOCKS << block_shift);
         // INVARIANT: checked above: aligned bounds, at least one block each.
         Ok(PortalLayout {
             header: start..header_end,
             online: header_end..end,
-            block_size,
+            block_shift,
         })
+    }
+
+    /// Memory block size in bytes.
+    pub(crate) fn block_size(&self) -> u64 {
+        1 << self.block_shift
     }
 
     /// Number of onlinable memory blocks.
     pub(crate) fn blocks(&self) -> u64 {
-        (self.online.end - self.online.start) / self.block_size
+        // By the invariant `online.end > online.start`.
+        (self.online.end - self.online.start) >> self.block_shift
     }
 
     /// Physical range of onlinable block `index`, if it exists.
@@ -98,8 +107,9 @@ impl PortalLayout {
         if index >= self.blocks() {
             return None;
         }
-        let start = self.online.start + index * self.block_size;
-        Some(start..start + self.block_size)
+        // In range: `index < blocks()` keeps the block inside `online`.
+        let start = self.online.start + (index << self.block_shift);
+        Some(start..start + self.block_size())
     }
 
     /// Index of the onlinable block containing physical address `addr`.
@@ -107,7 +117,7 @@ impl PortalLayout {
         if !self.online.contains(&addr) {
             return None;
         }
-        Some((addr - self.online.start) / self.block_size)
+        Some((addr - self.online.start) >> self.block_shift)
     }
 }
 
@@ -120,16 +130,18 @@ mod tests {
     const GIB: u64 = 1 << 30;
 
     #[test]
-    fn splits_header_from_online_part() {
-        let l = PortalLayout::new(0x1_0000_0000, 512 * MIB, 128 * MIB).unwrap();
+    fn splits_header_from_online_part() -> Result<(), LayoutError> {
+        let l = PortalLayout::new(0x1_0000_0000, 512 * MIB, 128 * MIB)?;
         assert_eq!(l.header, 0x1_0000_0000..0x1_0800_0000);
         assert_eq!(l.online, 0x1_0800_0000..0x1_2000_0000);
         assert_eq!(l.blocks(), 3);
+        assert_eq!(l.block_size(), 128 * MIB);
+        Ok(())
     }
 
     #[test]
-    fn smallest_portal_is_header_plus_one_block() {
-        let l = PortalLayout::new(4 * GIB, 256 * MIB, 128 * MIB).unwrap();
+    fn smallest_portal_is_header_plus_one_block() -> Result<(), LayoutError> {
+        let l = PortalLayout::new(4 * GIB, 256 * MIB, 128 * MIB)?;
         assert_eq!(l.blocks(), 1);
         assert_eq!(
             PortalLayout::new(4 * GIB, 128 * MIB, 128 * MIB),
@@ -139,6 +151,7 @@ mod tests {
             PortalLayout::new(4 * GIB, 0, 128 * MIB),
             Err(LayoutError::TooSmall)
         );
+        Ok(())
     }
 
     #[test]
@@ -170,17 +183,22 @@ mod tests {
     }
 
     #[test]
-    fn block_lookup_round_trips() {
-        let l = PortalLayout::new(8 * GIB, 2 * GIB, 128 * MIB).unwrap();
+    fn block_lookup_round_trips() -> Result<(), LayoutError> {
+        let l = PortalLayout::new(8 * GIB, 2 * GIB, 128 * MIB)?;
         assert_eq!(l.blocks(), 15);
+        let mut next = l.online.start;
         for i in 0..l.blocks() {
-            let r = l.block(i).unwrap();
+            let r = l.block(i).ok_or(LayoutError::TooSmall)?;
+            assert_eq!(r.start, next);
             assert_eq!(r.end - r.start, 128 * MIB);
             assert_eq!(l.block_of(r.start), Some(i));
             assert_eq!(l.block_of(r.end - 1), Some(i));
+            next = r.end;
         }
+        assert_eq!(next, l.online.end);
         assert_eq!(l.block(15), None);
         assert_eq!(l.block_of(l.header.start), None);
         assert_eq!(l.block_of(l.online.end), None);
+        Ok(())
     }
 }

@@ -43,19 +43,28 @@ wait_for() {
 	done
 }
 
+# endpoint_of MEMDEV: the endpoint port whose uport is the memdev (the
+# endpoint is a child of its parent port in sysfs, not of the memdev).
+endpoint_of() {
+	_m=$(readlink -f "/sys/bus/cxl/devices/$1")
+	for _e in /sys/bus/cxl/devices/endpoint*; do
+		[ -e "$_e/uport" ] || continue
+		[ "$(readlink -f "$_e/uport")" = "$_m" ] && { basename "$_e"; return 0; }
+	done
+	return 1
+}
+
 # Number of CXL ports between the root and a memdev's endpoint: 1 for a
 # memdev under a host bridge, 2 or more when a switch sits in between.
 memdev_depth() {
-	_ep=$(ls -d /sys/bus/cxl/devices/$1/endpoint* 2>/dev/null | head -1)
-	[ -n "$_ep" ] || { echo 0; return; }
-	_p=$(readlink -f "/sys/bus/cxl/devices/$(basename "$_ep")")
-	echo "$_p" | tr '/' '\n' | grep -c '^port[0-9]'
+	_ep=$(endpoint_of "$1") || { echo 0; return; }
+	readlink -f "/sys/bus/cxl/devices/$_ep" | tr '/' '\n' | grep -c '^port[0-9]'
 }
 
-# memdev_path MEMDEV: "root0 > port1 > port2 > endpoint3"
+# memdev_path MEMDEV: "root0 > port2 > port3 > endpoint5"
 memdev_path() {
-	_ep=$(ls -d /sys/bus/cxl/devices/$1/endpoint* 2>/dev/null | head -1)
-	readlink -f "/sys/bus/cxl/devices/$(basename "$_ep")" | tr '/' '\n' |
+	_ep=$(endpoint_of "$1") || return 1
+	readlink -f "/sys/bus/cxl/devices/$_ep" | tr '/' '\n' |
 		grep -E '^(root|port|endpoint)[0-9]' | tr '\n' ' ' | sed 's/ $//; s/ / > /g'
 }
 
@@ -80,7 +89,7 @@ region_of() {
 		[ -e "$r/target0" ] || continue
 		t=$(cat "$r/target0")
 		ep=$(basename "$(dirname "$(readlink -f /sys/bus/cxl/devices/$t)")")
-		[ -e "/sys/bus/cxl/devices/$1/$ep" ] && { basename "$r"; return 0; }
+		[ "$ep" = "$(endpoint_of "$1")" ] && { basename "$r"; return 0; }
 	done
 	return 1
 }
@@ -95,23 +104,19 @@ region_base() { cat "/sys/bus/cxl/devices/$1/resource"; }
 region_size() { cat "/sys/bus/cxl/devices/$1/size"; }
 dax_node() { cat "/sys/bus/dax/devices/$1/target_node"; }
 
-# create_ram_region MEMDEV: one x1 RAM region over the whole memdev, with
-# cxl-cli when it works with this kernel, else through sysfs.
+# create_ram_region MEMDEV: one x1 RAM region over the whole memdev, through
+# sysfs (Debian's cxl-cli 76 answers "region type 'ram' not supported yet").
 create_ram_region() {
 	_m=$1
-	for rd in /sys/bus/cxl/devices/decoder0.*; do
-		rd=$(basename "$rd")
-		if cxl create-region -t ram -d "$rd" -w 1 -g 4096 -m "$_m" >/tmp/cr.out 2>&1; then
-			log "$_m: region created by cxl create-region on $rd"
-			return 0
-		fi
-	done
-	log "$_m: cxl create-region failed ($(tail -1 /tmp/cr.out)); using sysfs"
-	_ep=$(basename "$(ls -d /sys/bus/cxl/devices/$_m/endpoint* | head -1)")
-	_ed=/sys/bus/cxl/devices/$_ep/decoder${_ep#endpoint}.0
+	_ep=$(endpoint_of "$_m") || return 1
+	_ed=/sys/bus/cxl/devices/decoder${_ep#endpoint}.0
 	echo ram >"$_ed/mode" || return 1
 	echo "$(cat /sys/bus/cxl/devices/$_m/ram/size)" >"$_ed/dpa_size" || return 1
+	# The root decoder (CFMWS) whose target is the memdev's host bridge: in
+	# QEMU the host bridge UID is the pxb-cxl bus number, pci0000:<bus>.
+	_hb=$(readlink -f "/sys/bus/cxl/devices/$_m" | sed -n 's|^/sys/devices/pci0000:\([0-9a-f]*\)/.*|\1|p')
 	for rd in /sys/bus/cxl/devices/decoder0.*; do
+		[ "$(cat "$rd/target_list")" = "$((0x$_hb))" ] || continue
 		name=$(cat "$rd/create_ram_region") || continue
 		echo "$name" >"$rd/create_ram_region" || continue
 		r=/sys/bus/cxl/devices/$name
@@ -135,7 +140,7 @@ lab_bringup() {
 	wait_for /sys/bus/cxl/devices/mem1 60 || { log "CXL memdevs did not appear"; return 1; }
 	for m in mem0 mem1; do
 		_i=0
-		while ! ls -d /sys/bus/cxl/devices/$m/endpoint* >/dev/null 2>&1; do
+		while ! endpoint_of "$m" >/dev/null; do
 			[ $_i -ge 300 ] && { log "$m: no endpoint"; return 1; }
 			sleep 0.1
 			_i=$((_i + 1))

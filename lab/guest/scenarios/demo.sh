@@ -7,7 +7,7 @@ answer=$(answer_of "$token")
 out() { echo "$*" >&3; }
 section() { out ""; out "---- $* ----"; }
 
-lab_bringup
+lab_bringup || { diag "lab bring-up failed: see the console log"; return 0; }
 section "CXL topology"
 out "portal  $PORTAL_MEM (serial $(cat /sys/bus/cxl/devices/$PORTAL_MEM/serial)): $(memdev_path "$PORTAL_MEM")   <- switch in the path"
 out "direct  $DIRECT_MEM (serial $(cat /sys/bus/cxl/devices/$DIRECT_MEM/serial)): $(memdev_path "$DIRECT_MEM")"

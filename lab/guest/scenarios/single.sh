@@ -3,7 +3,7 @@
 # driver loads and unloads, twice.
 ktap_plan single 11
 
-lab_bringup
+lab_bringup || { diag "lab bring-up failed: see the console log"; return 0; }
 check "the portal memdev sits under a CXL switch" test -n "$PORTAL_MEM"
 check "the control memdev is direct-attached" test -n "$DIRECT_MEM"
 diag "portal $PORTAL_MEM: $(memdev_path "$PORTAL_MEM")"

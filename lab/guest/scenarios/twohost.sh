@@ -8,7 +8,7 @@ token=$(cmdline_arg cxlsw.token)
 answer=$(answer_of "$token")
 ktap_plan "twohost" 4
 
-lab_bringup
+lab_bringup || { diag "lab bring-up failed: see the console log"; return 0; }
 check "portal region $PORTAL_REGION is committed" \
 	test "$(cat /sys/bus/cxl/devices/$PORTAL_REGION/commit 2>&1)" = 1
 diag "host $host: portal at $PORTAL_BASE, token $token"
