@@ -4,7 +4,7 @@
     lab.py run SCENARIO [--hosts a,b]   boot the scenario's hosts once
     lab.py check                        every scenario of lab/fabric.toml,
                                         one summary, non-zero on failure
-    lab.py demo                         two hosts sharing the portal, live
+    lab.py demo                         two hosts sharing the portal
     lab.py cmdline HOST                 print one host's QEMU command line
 
 Every guest's console (ttyS0) and scenario output (ttyS1, KTAP) are kept in
@@ -22,7 +22,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -125,7 +124,7 @@ def make_backing(fab: dict, shm: Path, hosts: list[str]) -> None:
 
 
 def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
-               token: int | None = None, live: bool = False) -> list[Boot]:
+               token: int | None = None) -> list[Boot]:
     """Boot `hosts` at the same moment on one fresh portal; wait for all."""
     for f in (kernel_image(), initramfs()):
         if not f.exists():
@@ -148,10 +147,6 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
             b.proc = subprocess.Popen(b.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=open(logdir / f"{scenario}-{h}.qemu.err", "w"))
             boots.append(b)
-        stop = threading.Event()
-        if live:
-            t = threading.Thread(target=stream, args=(boots, stop), daemon=True)
-            t.start()
         t0 = time.monotonic()
         last_note = t0
         while any(b.proc.poll() is None for b in boots):
@@ -162,7 +157,7 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
                         b.timed_out = True
                         b.proc.kill()
                 break
-            if not live and now - last_note >= 30:
+            if now - last_note >= 30:
                 running = [b.host for b in boots if b.proc.poll() is None]
                 print(f"    ... {scenario}: {int(now - t0)} s, running: {', '.join(running)}", flush=True)
                 last_note = now
@@ -170,39 +165,12 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
         for b in boots:
             b.proc.wait()
             b.elapsed = time.monotonic() - t0
-        stop.set()
-        if live:
-            t.join(timeout=2)
     finally:
         for b in boots:
             if b.proc and b.proc.poll() is None:
                 b.proc.kill()
         shutil.rmtree(shm, ignore_errors=True)
     return boots
-
-
-def stream(boots: list[Boot], stop: threading.Event) -> None:
-    """Print each host's scenario output as it appears, prefixed by host."""
-    pos = {b.host: 0 for b in boots}
-    while True:
-        done = stop.is_set()
-        for b in boots:
-            try:
-                with open(b.output, "rb") as f:
-                    f.seek(pos[b.host])
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            if not data:
-                continue
-            text = data.decode(errors="replace")
-            cut = text.rfind("\n") + 1 if not done else len(text)
-            for line in text[:cut].splitlines():
-                print(f"[host {b.host}] {line.rstrip()}", flush=True)
-            pos[b.host] += len(text[:cut].encode(errors="replace"))
-        if done:
-            return
-        time.sleep(0.3)
 
 
 @dataclass
@@ -323,8 +291,13 @@ def cmd_demo(args) -> int:
     logdir = BUILD / "logs" / "demo"
     print(f"==> demo: booting hosts {', '.join(hosts)} on one shared portal "
           f"({fab['portal']['size']} file, mapped by every host's QEMU)", flush=True)
-    boots = boot_hosts(fab, "demo", hosts, logdir, live=True)
+    boots = boot_hosts(fab, "demo", hosts, logdir)
     rc = 0
+    for b in boots:
+        print(f"\n================ host {b.host} ================")
+        text = b.output.read_text(errors="replace") if b.output.exists() else "(no output)\n"
+        print(text.rstrip())
+    print()
     for b in boots:
         splats = ktap.scan_splats(b.console.read_text(errors="replace") if b.console.exists() else "")
         res = ktap.parse(b.output.read_text(errors="replace") if b.output.exists() else "")
@@ -355,7 +328,7 @@ def main() -> int:
     p.add_argument("scenario")
     p.add_argument("--hosts", help="comma-separated host names (default: the scenario's)")
     p.set_defaults(fn=cmd_run)
-    p = sub.add_parser("demo", help="two hosts sharing the portal, output streamed")
+    p = sub.add_parser("demo", help="two hosts sharing the portal, each host's report")
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("cmdline", help="print one host's QEMU command line")
     p.add_argument("host")

@@ -14,13 +14,15 @@ out "direct  $DIRECT_MEM (serial $(cat /sys/bus/cxl/devices/$DIRECT_MEM/serial))
 for r in "$PORTAL_REGION" "$DIRECT_REGION"; do
 	out "$r: $(region_base "$r") size $(region_size "$r") commit=$(cat /sys/bus/cxl/devices/$r/commit) dax=$(dax_of "$r") node=$(dax_node "$(dax_of "$r")")"
 done
+pn=$(dax_node "$PORTAL_DAX")
+out "portal region is NUMA node $pn; memory of node $pn in the page allocator: $(awk '/MemTotal/ {print $4, $5}' /sys/devices/system/node/node$pn/meminfo 2>/dev/null || echo '0 kB')"
 section "NUMA nodes (numactl --hardware)"
 numactl --hardware >&3 2>&1
 section "/proc/pagetypeinfo"
 cat /proc/pagetypeinfo >&3
 section "driver"
 modprobe cxl_switched && grep '^cxl_switched ' /proc/modules >&3
-dmesg | grep 'cxl_switched' | tail -3 >&3
+dmesg | grep 'cxl_switched:' | tail -3 >&3
 section "portalctl list"
 portalctl list >&3 2>&1 || out "(portalctl not available)"
 
