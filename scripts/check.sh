@@ -3,7 +3,8 @@
 #
 #   1. harness self-tests (KTAP parser, splat scanner)
 #   2. userspace: cargo test of tools/ (unit and property tests)
-#   3. kernel style: rustfmtcheck and CLIPPY=1 on the driver
+#   3. kernel style: rustfmtcheck and CLIPPY=1 on the driver; the series
+#      exported with git format-patch and checked with checkpatch
 #   4. kernel build, initramfs
 #   5. guests: every scenario of lab/fabric.toml (KUnit KTAP and scenario
 #      KTAP parsed, consoles scanned for splats)
@@ -63,6 +64,7 @@ else
 fi
 
 tier style "$REPO/scripts/kernel.sh" style || fail_tier
+tier series "$REPO/scripts/kernel.sh" export || fail_tier
 
 if tier kernel "$REPO/scripts/kernel.sh" build && tier initramfs "$REPO/scripts/mkinitramfs.sh"; then
 	tier guests python3 "$REPO/scripts/lab.py" check

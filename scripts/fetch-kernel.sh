@@ -24,7 +24,8 @@ fi
 deb=$(ls ${pkg}_"${ver//:/%3a}"_all.deb 2>/dev/null || true)
 if [[ -z "$deb" ]]; then
 	step "kernel source: downloading $pkg $ver"
-	apt-get download -qq "$pkg=$ver"
+	# _apt cannot write into root's cache: download as root, quietly.
+	apt-get download -qq -o APT::Sandbox::User=root "$pkg=$ver"
 	deb=$(ls ${pkg}_*_all.deb | tail -1)
 fi
 

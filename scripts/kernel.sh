@@ -184,30 +184,31 @@ export_series() {
 	pristine=$(PRISTINE)
 	git="$CACHE/linux-git-$(kernel_version)"
 	out="$BUILD/series"
-	if [[ ! -f "$git/.cxlsw-ready" ]]; then
+	if [[ ! -f "$git.ready" ]]; then
 		step "export: making a git repository of the pristine tree (once)"
 		rm -rf "$git"
 		cp -al "$pristine" "$git"
 		rm -f "$git/.complete"
 		git -C "$git" init -q -b pristine
-		git -C "$git" add -A
+		# Debian's tree ignores everything at the top (/*): add by force.
+		git -C "$git" add -A -f
 		git -C "$git" -c user.name=cxlsw -c user.email=cxlsw@localhost commit -q -m "Linux $(kernel_version)"
-		touch "$git/.cxlsw-ready"
-		echo /.cxlsw-ready >>"$git/.git/info/exclude"
+		touch "$git.ready"
 	fi
 	git -C "$git" checkout -q -f pristine
 	git -C "$git" branch -q -D export 2>/dev/null || true
 	git -C "$git" checkout -q -b export
-	git -C "$git" clean -qfdx -e /.cxlsw-ready
+	git -C "$git" clean -qfdx
 	local id=(-c user.name="cxl_switched authors" -c user.email="cxl-switched@localhost")
 	# New files first, one commit per area: nothing references them yet, so
 	# every step of the series builds; the patches then wire them in.
 	local area files
 	for area in rust/kernel drivers/cxl_switched Documentation; do
-		files=$(cd "$REPO" && find "$area" -type f 2>/dev/null | LC_ALL=C sort)
-		[[ -n "$files" ]] || continue
+		[[ -d "$REPO/$area" ]] || continue
+		files=$(cd "$REPO" && find "$area" -type f | LC_ALL=C sort)
 		(cd "$REPO" && rsync -rl --files-from=<(echo "$files") ./ "$git/")
-		git -C "$git" add -A
+		# Debian's tree ignores everything at the top (/*): add by force.
+		git -C "$git" add -A -f
 		local subject body
 		subject=$(sed -n 1p "$REPO/patches/new-files/$(echo "$area" | tr / -).msg")
 		body=$(sed -n '3,$p' "$REPO/patches/new-files/$(echo "$area" | tr / -).msg")
@@ -219,7 +220,15 @@ export_series() {
 			{ git -C "$git" am --abort; die "export: $p does not apply with git am"; }
 	done <"$REPO/patches/series"
 	rm -rf "$out"
-	git -C "$git" format-patch -q --cover-letter -o "$out" pristine..export
+	git -C "$git" "${id[@]}" format-patch -q --cover-letter -o "$out" pristine..export
+	# The cover letter's subject and blurb come from patches/cover-letter.
+	python3 - "$out/0000-cover-letter.patch" "$REPO/patches/cover-letter" <<'PY'
+import sys
+cover, src = sys.argv[1], open(sys.argv[2]).read().strip().split("\n", 1)
+text = open(cover).read()
+text = text.replace("*** SUBJECT HERE ***", src[0]).replace("*** BLURB HERE ***", src[1].strip())
+open(cover, "w").write(text)
+PY
 	step "export: $(ls "$out" | wc -l) file(s) in $out"
 	if [[ -x "$pristine/scripts/checkpatch.pl" ]]; then
 		local f bad=0
