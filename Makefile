@@ -9,7 +9,7 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all setup source kernel tools initramfs demo check check-guest \
-	check-tools style series clean help
+	check-tools style series bench-fabric clean help
 
 all: initramfs
 
@@ -50,6 +50,10 @@ style: source
 # The project's whole change as a mailing-list-ready git format-patch set.
 series: source
 	@$(S)/kernel.sh export
+
+# Benchmarks print ratios against a baseline measured in the same run.
+bench-fabric: tools
+	@python3 tools/bench/fabric_bench.py
 
 clean:
 	rm -rf build tools/target

@@ -1,7 +1,8 @@
 //! Synthetic fabrics for tests and benchmarks.
 //!
 //! `Random`: hosts fill racks, racks fill pods. Inside a rack, portals are
-//! each shared by `sharing` random hosts of the rack, enough for every host
+//! each shared by `sharing` hosts of the rack (built so that the rack is
+//! connected and every host has a portal, the rest at random), enough for every host
 //! to average `portals_per_host` attachments. One portal joins each rack to
 //! the next rack of its pod, and one joins each pod to the next, so the
 //! fabric is connected and its inter-rack and inter-pod links are the
@@ -97,11 +98,28 @@ pub fn generate(p: &Params) -> Result<Fabric> {
                 if m >= 2 {
                     let k = p.sharing.min(m);
                     let count = (m * p.portals_per_host).div_ceil(k);
-                    for _ in 0..count {
+                    // Each portal takes one host already covered and new
+                    // ones until the rack is covered (so the rack is
+                    // connected), then random hosts of the rack.
+                    let mut covered = 0;
+                    let mut j = 0;
+                    while j < count || covered < m {
                         let pi = portal(&mut b, &mut rng);
-                        for _ in 0..k {
-                            b.attach((lo + rng.below(m)) as u32, pi);
+                        let mut members = 0;
+                        if covered > 0 {
+                            b.attach((lo + rng.below(covered)) as u32, pi);
+                            members += 1;
                         }
+                        while members < k && covered < m {
+                            b.attach((lo + covered) as u32, pi);
+                            covered += 1;
+                            members += 1;
+                        }
+                        while members < k {
+                            b.attach((lo + rng.below(m)) as u32, pi);
+                            members += 1;
+                        }
+                        j += 1;
                     }
                 }
                 if r > 0 {

@@ -288,7 +288,13 @@ fn generator_is_deterministic_and_connected() {
     let a = generate(&p).unwrap();
     let b = generate(&p).unwrap();
     assert_eq!(a.attachment_count(), b.attachment_count());
-    assert_eq!(analyse(&a), analyse(&b));
+    let an = analyse(&a);
+    assert_eq!(an, analyse(&b));
+    assert_eq!(an.reach_groups(), 1, "racks and pods are linked");
+    // Every host has at least one portal.
+    assert!((0..a.hosts.len() as Vid).all(|h| a.degree(h) > 0));
+    // 32 racks in a line: each rack link is a critical connection.
+    assert!(an.critical_portals.len() >= 31);
     let mut rng = Rng::new(1);
-    let _ = rng.below(3);
+    assert!((0..1000).all(|_| rng.below(3) < 3));
 }
