@@ -191,6 +191,10 @@ def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Ver
     verdicts = [v]
     if boot.timed_out:
         v.problems.append(f"timed out after {boot.elapsed:.0f} s")
+    elif boot.proc is not None and boot.proc.returncode != 0:
+        err = boot.logdir / f"{boot.scenario}-{boot.host}.qemu.err"
+        last = err.read_text(errors="replace").strip().splitlines()[-1:] if err.exists() else []
+        v.problems.append(f"qemu exited with status {boot.proc.returncode}: {' '.join(last)}")
     splats = ktap.scan_splats(console)
     if expect_splat:
         if splats:
