@@ -7,3 +7,16 @@ pub mod inventory;
 pub mod pagetypeinfo;
 pub mod route;
 pub mod synth;
+
+// Code shared with the kernel driver: the very same `core`-only files, so
+// that what the driver runs is tested, fuzzed and benchmarked in userspace.
+// Until the handoff ABI lands only the tests use them.
+#[cfg_attr(not(test), allow(dead_code))]
+#[path = "../../../drivers/cxl_switched/crc32c.rs"]
+mod crc32c;
+#[cfg_attr(not(test), allow(dead_code))]
+#[path = "../../../drivers/cxl_switched/layout.rs"]
+mod layout;
+
+#[cfg(test)]
+mod shared_tests;
