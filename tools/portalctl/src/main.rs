@@ -51,7 +51,8 @@ enum Command {
     /// Merge inventories into the fabric: reach groups, critical
     /// connections and hosts, flight paths, pictures.
     Fabric(report::FabricArgs),
-    /// Write a synthetic fabric document (for tests and benchmarks).
+    /// Write a synthetic fabric document, always JSON (for tests and
+    /// benchmarks).
     Generate(gen::GenerateArgs),
     /// Time the analysis and one route on a synthetic fabric.
     Bench(gen::BenchArgs),
@@ -64,6 +65,13 @@ pub(crate) enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // Behave like other command-line tools when the reader goes away
+    // (`portalctl fabric ... | head`): end quietly instead of panicking.
+    // SAFETY: called first in main, before any other thread exists;
+    // resetting SIGPIPE to its default action has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::List(a) => list::run(a, cli.json).map(|()| Outcome::Done),
