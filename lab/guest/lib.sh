@@ -68,20 +68,17 @@ memdev_path() {
 		grep -E '^(root|port|endpoint)[0-9]' | tr '\n' ' ' | sed 's/ $//; s/ / > /g'
 }
 
-switched_memdev() {
+# memdev_where TEST: the first memdev whose port depth passes
+# "[ DEPTH TEST ]", e.g. memdev_where "-ge 2" for a switched one.
+memdev_where() {
 	for m in /sys/bus/cxl/devices/mem*; do
 		m=$(basename "$m")
-		[ "$(memdev_depth "$m")" -ge 2 ] && { echo "$m"; return 0; }
+		[ "$(memdev_depth "$m")" $1 ] && { echo "$m"; return 0; }
 	done
 	return 1
 }
-direct_memdev() {
-	for m in /sys/bus/cxl/devices/mem*; do
-		m=$(basename "$m")
-		[ "$(memdev_depth "$m")" -eq 1 ] && { echo "$m"; return 0; }
-	done
-	return 1
-}
+switched_memdev() { memdev_where "-ge 2"; }
+direct_memdev() { memdev_where "-eq 1"; }
 
 # region_of MEMDEV: the region whose target is the memdev's endpoint decoder.
 region_of() {

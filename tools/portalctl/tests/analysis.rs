@@ -168,9 +168,8 @@ proptest! {
 /// The proposal's example: a chain of hosts, consecutive pairs sharing one
 /// portal, makes every link critical; a second portal between one pair
 /// makes that link stop being critical.
-#[test]
-fn chain_every_link_critical_until_doubled() {
-    let n = 6;
+/// A builder holding a chain of `n` hosts, host i and i+1 sharing portal pi.
+fn chain(n: usize) -> Builder {
     let mut b = Builder::new();
     for h in 0..n {
         b.host(&format!("h{h}"), None, None);
@@ -180,22 +179,20 @@ fn chain_every_link_critical_until_doubled() {
         b.attach(i as u32, p);
         b.attach(i as u32 + 1, p);
     }
-    let f = b.build().unwrap();
+    b
+}
+
+#[test]
+fn chain_every_link_critical_until_doubled() {
+    let n = 6;
+    let f = chain(n).build().unwrap();
     let a = analyse(&f);
     assert_eq!(a.critical_portals.len(), n - 1);
     assert_eq!(a.critical_attachments.len(), 2 * (n - 1));
     // Inner hosts are critical, the ends are not.
     assert_eq!(a.critical_hosts, (1..n as Vid - 1).collect::<Vec<_>>());
 
-    let mut b = Builder::new();
-    for h in 0..n {
-        b.host(&format!("h{h}"), None, None);
-    }
-    for i in 0..n - 1 {
-        let p = b.portal(&format!("p{i}"), 10, 10);
-        b.attach(i as u32, p);
-        b.attach(i as u32 + 1, p);
-    }
+    let mut b = chain(n);
     let extra = b.portal("p2-bis", 10, 10);
     b.attach(2, extra);
     b.attach(3, extra);
