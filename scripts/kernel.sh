@@ -18,7 +18,7 @@ series_hash() {
 	{
 		kernel_version
 		cat "$REPO/patches/series"
-		while read -r p; do
+		while read -r p _; do
 			[[ -z "$p" || "$p" == \#* ]] && continue
 			cat "$REPO/patches/$p"
 		done <"$REPO/patches/series"
@@ -29,7 +29,7 @@ series_hash() {
 # patch that does not apply.
 apply_series() {
 	local dir=$1 p n=0
-	while read -r p; do
+	while read -r p _; do
 		[[ -z "$p" || "$p" == \#* ]] && continue
 		[[ -f "$REPO/patches/$p" ]] || die "patches/series names $p, which does not exist"
 		if ! out=$(patch -d "$dir" -p1 -N -F0 --no-backup-if-mismatch <"$REPO/patches/$p" 2>&1); then
@@ -60,7 +60,10 @@ assemble() {
 		# rest and the next build recompiles just what a patch touched.
 		local excl=()
 		[[ -f "$manifest.excl" ]] && excl=(--exclude-from="$manifest.excl")
-		rsync -rlpD --checksum --delete --exclude='/.cxlsw-*' "${excl[@]}" "$stage/" "$src/"
+		# (Directories that hold only overlay files cannot be deleted: say
+		# nothing about them.)
+		rsync -rlpD --checksum --delete --exclude='/.cxlsw-*' "${excl[@]}" "$stage/" "$src/" \
+			2> >(grep -v '^cannot delete non-empty directory' >&2)
 		rm -rf "$stage"
 		echo "$hash" >"$src/.cxlsw-series"
 	fi
@@ -134,8 +137,8 @@ build() {
 		die "kernel build failed (full log: $log)"
 	fi
 	if grep -E '^(warning|error)(\[|:)|: warning:' "$log" | grep -v '^scripts/' >"$BUILD/logs/kernel-warnings.txt"; then
-		if grep -q 'cxl_switched\|rust/kernel' "$BUILD/logs/kernel-warnings.txt"; then
-			grep 'cxl_switched\|rust/kernel' -A5 "$BUILD/logs/kernel-warnings.txt" >&2
+		if grep -qE "cxl_switched|$(overlay_files | paste -sd'|')" "$BUILD/logs/kernel-warnings.txt"; then
+			grep -E "cxl_switched|$(overlay_files | paste -sd'|')" -A5 "$BUILD/logs/kernel-warnings.txt" >&2
 			die "the project's kernel code builds with warnings"
 		fi
 	fi
@@ -153,7 +156,7 @@ style() {
 	step "kernel style: rustfmtcheck"
 	if ! kmake -s rustfmtcheck >"$log" 2>&1; then
 		# rustfmtcheck covers the whole tree; only our files are ours to fix.
-		if grep -q 'cxl_switched\|^Diff in .*/rust/kernel/\(cxl_switched\)' "$log"; then
+		if grep -qE "$(overlay_files | grep '\.rs$' | paste -sd'|')" "$log"; then
 			cat "$log" >&2
 			die "rustfmtcheck: the project's Rust code is not rustfmt-clean"
 		fi
@@ -172,7 +175,10 @@ style() {
 		tail -40 "$log" >&2
 		die "CLIPPY=1 build of drivers/cxl_switched failed (log: $log)"
 	fi
-	if grep -E '^(warning|error)' -A8 "$log" | grep -q cxl_switched; then
+	# Findings in any of the project's Rust files (driver and rust/kernel).
+	local ours
+	ours=$(overlay_files | grep '\.rs$' | paste -sd'|')
+	if grep -E '^(warning|error)' -A8 "$log" | grep -qE "$ours"; then
 		grep -E '^(warning|error)' -A8 "$log" >&2
 		die "clippy has findings in drivers/cxl_switched"
 	fi
@@ -200,24 +206,36 @@ export_series() {
 	git -C "$git" checkout -q -b export
 	git -C "$git" clean -qfdx
 	local id=(-c user.name="cxl_switched authors" -c user.email="cxl-switched@localhost")
-	# New files first, one commit per area: nothing references them yet, so
-	# every step of the series builds; the patches then wire them in.
-	local area files
+	# A series line may name new files (or directories) after the patch:
+	# they go into that patch's commit. New files no patch claims come first,
+	# one commit per area: nothing references them yet, so every step of the
+	# series builds.
+	local claimed area files p extra
+	claimed=$(awk '!/^#/ && NF > 1 {for (i = 2; i <= NF; i++) print $i}' "$REPO/patches/series")
 	for area in rust/kernel drivers/cxl_switched Documentation; do
 		[[ -d "$REPO/$area" ]] || continue
-		files=$(cd "$REPO" && find "$area" -type f | LC_ALL=C sort)
+		files=$(cd "$REPO" && find "$area" -type f | LC_ALL=C sort |
+			while read -r f; do
+				for c in $claimed; do [[ "$f" == "$c" || "$f" == "$c"/* ]] && continue 2; done
+				echo "$f"
+			done)
+		[[ -n "$files" ]] || continue
 		(cd "$REPO" && rsync -rl --files-from=<(echo "$files") ./ "$git/")
-		# Debian's tree ignores everything at the top (/*): add by force.
 		git -C "$git" add -A -f
-		local subject body
-		subject=$(sed -n 1p "$REPO/patches/new-files/$(echo "$area" | tr / -).msg")
-		body=$(sed -n '3,$p' "$REPO/patches/new-files/$(echo "$area" | tr / -).msg")
-		git -C "$git" "${id[@]}" commit -q -s -m "$subject" -m "$body"
+		local msg="$REPO/patches/new-files/$(echo "$area" | tr / -).msg"
+		[[ -f "$msg" ]] || die "export: $area has new files no patch claims and no $msg"
+		git -C "$git" "${id[@]}" commit -q -s -m "$(sed -n 1p "$msg")" -m "$(sed -n '3,$p' "$msg")"
 	done
-	while read -r p; do
+	while read -r p extra; do
 		[[ -z "$p" || "$p" == \#* ]] && continue
 		git -C "$git" "${id[@]}" am -q --keep-cr "$REPO/patches/$p" ||
 			{ git -C "$git" am --abort; die "export: $p does not apply with git am"; }
+		if [[ -n "$extra" ]]; then
+			# shellcheck disable=SC2086
+			(cd "$REPO" && rsync -rlR $extra "$git/")
+			git -C "$git" add -A -f
+			git -C "$git" "${id[@]}" commit -q --amend --no-edit
+		fi
 	done <"$REPO/patches/series"
 	rm -rf "$out"
 	git -C "$git" "${id[@]}" format-patch -q --cover-letter -o "$out" pristine..export

@@ -1,7 +1,7 @@
 # Scenario (a): one host boots; both regions are committed; the portal (under
 # a switch) and the direct device are each on a NUMA node of their own; the
 # driver loads and unloads, twice.
-ktap_plan single 11
+ktap_plan single 13
 
 lab_bringup || { diag "lab bring-up failed: see the console log"; return 0; }
 check "the portal memdev sits under a CXL switch" test -n "$PORTAL_MEM"
@@ -21,6 +21,11 @@ check "portal and direct device are on distinct non-DRAM nodes" \
 check "kmem onlined the direct device as node $dn memory" \
 	sh -c "grep -q 'System RAM (kmem)' /proc/iomem && [ \$(awk '/MemTotal/ {print \$4}' /sys/devices/system/node/node$dn/meminfo) -gt 0 ]"
 check "the portal is not handed to the page allocator" node_is_empty "$pn"
+
+check "every node has an (empty) memory_type_name until a driver names it" \
+	sh -c 'for n in /sys/devices/system/node/node[0-9]*; do [ -f $n/memory_type_name ] && [ -z "$(cat $n/memory_type_name)" ] || exit 1; done'
+check "pagetypeinfo has no named-type rows while no node is named" \
+	sh -c '! grep -E "^Node .*, type " /proc/pagetypeinfo | grep -vE ", type +(Unmovable|Movable|Reclaimable|HighAtomic|CMA|Isolate) "'
 
 for round in 1 2; do
 	check "insmod cxl_switched (round $round)" modprobe cxl_switched
