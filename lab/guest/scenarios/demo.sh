@@ -18,6 +18,10 @@ pn=$(dax_node "$PORTAL_DAX")
 out "portal region is NUMA node $pn; memory of node $pn in the page allocator: $(awk '/MemTotal/ {print $4, $5}' /sys/devices/system/node/node$pn/meminfo 2>/dev/null || echo '0 kB')"
 section "NUMA nodes (numactl --hardware)"
 numactl --hardware >&3 2>&1
+for n in /sys/devices/system/node/node[0-9]*; do
+	t=$(cat "$n/memory_type_name" 2>/dev/null)
+	out "$(basename "$n") memory_type_name: ${t:-(none)}"
+done
 section "/proc/pagetypeinfo"
 cat /proc/pagetypeinfo >&3
 section "driver"
