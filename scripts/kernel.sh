@@ -137,8 +137,8 @@ build() {
 		die "kernel build failed (full log: $log)"
 	fi
 	if grep -E '^(warning|error)(\[|:)|: warning:' "$log" | grep -v '^scripts/' >"$BUILD/logs/kernel-warnings.txt"; then
-		if grep -qE "cxl_switched|$(overlay_files | paste -sd'|')" "$BUILD/logs/kernel-warnings.txt"; then
-			grep -E "cxl_switched|$(overlay_files | paste -sd'|')" -A5 "$BUILD/logs/kernel-warnings.txt" >&2
+		if grep -qE "$(ours_regex)" "$BUILD/logs/kernel-warnings.txt"; then
+			grep -E "$(ours_regex)" -A5 "$BUILD/logs/kernel-warnings.txt" >&2
 			die "the project's kernel code builds with warnings"
 		fi
 	fi
@@ -156,7 +156,7 @@ style() {
 	step "kernel style: rustfmtcheck"
 	if ! kmake -s rustfmtcheck >"$log" 2>&1; then
 		# rustfmtcheck covers the whole tree; only our files are ours to fix.
-		if grep -qE "$(overlay_files | grep '\.rs$' | paste -sd'|')" "$log"; then
+		if grep -qE "$(ours_regex .rs)" "$log"; then
 			cat "$log" >&2
 			die "rustfmtcheck: the project's Rust code is not rustfmt-clean"
 		fi
@@ -176,11 +176,9 @@ style() {
 		die "CLIPPY=1 build of drivers/cxl_switched failed (log: $log)"
 	fi
 	# Findings in any of the project's Rust files (driver and rust/kernel).
-	local ours
-	ours=$(overlay_files | grep '\.rs$' | paste -sd'|')
-	if grep -E '^(warning|error)' -A8 "$log" | grep -qE "$ours"; then
+	if grep -E '^(warning|error)' -A8 "$log" | grep -qE "$(ours_regex .rs)"; then
 		grep -E '^(warning|error)' -A8 "$log" >&2
-		die "clippy has findings in drivers/cxl_switched"
+		die "clippy has findings in the project's Rust code"
 	fi
 	step "kernel style: clean"
 }

@@ -37,6 +37,16 @@ overlay_files() {
 	(cd "$REPO" && find "${dirs[@]}" -type f | LC_ALL=C sort)
 }
 
+# ours_regex [EXT]: an extended regex matching the paths of the project's
+# kernel files: its new files and every file the series patches (those
+# ending in EXT, if given). Tools' findings on other files are upstream's.
+ours_regex() {
+	{
+		overlay_files
+		sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$REPO"/patches/*.patch
+	} | LC_ALL=C sort -u | grep -- "${1:-}\$" | sed 's/\./\\./g' | paste -sd'|'
+}
+
 # progress LOGFILE PID LABEL: print a line every 20 s while PID runs.
 progress() {
 	local log=$1 pid=$2 label=$3 t0=$SECONDS
