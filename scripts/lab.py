@@ -69,6 +69,13 @@ class Boot:
     def output(self) -> Path:
         return self.logdir / f"{self.scenario}-{self.host}.ktap.log"
 
+    @property
+    def qemu_err(self) -> Path:
+        return self.logdir / f"{self.scenario}-{self.host}.qemu.err"
+
+    def read(self, path: Path) -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
 
 def qemu_argv(fab: dict, host: str, shm: Path, append: str, console: Path, output: Path) -> list[str]:
     """The QEMU command line of one host, from the fabric description."""
@@ -145,7 +152,7 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
             for f in (b.console, b.output):
                 f.unlink(missing_ok=True)
             b.proc = subprocess.Popen(b.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=open(logdir / f"{scenario}-{h}.qemu.err", "w"))
+                                      stderr=open(b.qemu_err, "w"))
             boots.append(b)
         t0 = time.monotonic()
         last_note = t0
@@ -184,16 +191,15 @@ class Verdict:
 
 def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Verdict]:
     """Turn one boot's logs into verdicts: the scenario and its KUnit suites."""
-    console = boot.console.read_text(errors="replace") if boot.console.exists() else ""
-    output = boot.output.read_text(errors="replace") if boot.output.exists() else ""
+    console = boot.read(boot.console)
+    output = boot.read(boot.output)
     label = f"{boot.scenario}[{boot.host}]"
     v = Verdict(label)
     verdicts = [v]
     if boot.timed_out:
         v.problems.append(f"timed out after {boot.elapsed:.0f} s")
     elif boot.proc is not None and boot.proc.returncode != 0:
-        err = boot.logdir / f"{boot.scenario}-{boot.host}.qemu.err"
-        last = err.read_text(errors="replace").strip().splitlines()[-1:] if err.exists() else []
+        last = boot.read(boot.qemu_err).strip().splitlines()[-1:]
         v.problems.append(f"qemu exited with status {boot.proc.returncode}: {' '.join(last)}")
     splats = ktap.scan_splats(console)
     if expect_splat:
@@ -299,12 +305,11 @@ def cmd_demo(args) -> int:
     rc = 0
     for b in boots:
         print(f"\n================ host {b.host} ================")
-        text = b.output.read_text(errors="replace") if b.output.exists() else "(no output)\n"
-        print(text.rstrip())
+        print(b.read(b.output).rstrip() or "(no output)")
     print()
     for b in boots:
-        splats = ktap.scan_splats(b.console.read_text(errors="replace") if b.console.exists() else "")
-        res = ktap.parse(b.output.read_text(errors="replace") if b.output.exists() else "")
+        splats = ktap.scan_splats(b.read(b.console))
+        res = ktap.parse(b.read(b.output))
         fails = [c.name for s in res.suites for c in s.cases if c.status == "fail"]
         if b.timed_out or splats or fails or not res.suites:
             rc = 1
