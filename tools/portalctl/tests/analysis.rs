@@ -22,7 +22,8 @@ fn host_components(f: &Fabric, gone: Option<Vid>, cut: Option<(Vid, Vid)>) -> Ve
         let mut q = VecDeque::from([s]);
         while let Some(v) = q.pop_front() {
             for &w in f.neighbours(v) {
-                if Some(w) == gone || cut.is_some_and(|(a, b)| (a, b) == (v, w) || (b, a) == (v, w)) {
+                if Some(w) == gone || cut.is_some_and(|(a, b)| (a, b) == (v, w) || (b, a) == (v, w))
+                {
                     continue;
                 }
                 if comp[w as usize] == usize::MAX {
@@ -34,7 +35,13 @@ fn host_components(f: &Fabric, gone: Option<Vid>, cut: Option<(Vid, Vid)>) -> Ve
         next += 1;
     }
     (0..f.hosts.len())
-        .map(|h| if Some(h as Vid) == gone { None } else { Some(comp[h]) })
+        .map(|h| {
+            if Some(h as Vid) == gone {
+                None
+            } else {
+                Some(comp[h])
+            }
+        })
         .collect()
 }
 
@@ -43,7 +50,9 @@ fn host_components(f: &Fabric, gone: Option<Vid>, cut: Option<(Vid, Vid)>) -> Ve
 fn disconnects(before: &[Option<usize>], after: &[Option<usize>]) -> bool {
     for a in 0..before.len() {
         for b in a + 1..before.len() {
-            if let (Some(x), Some(y), Some(bx), Some(by)) = (after[a], after[b], before[a], before[b]) {
+            if let (Some(x), Some(y), Some(bx), Some(by)) =
+                (after[a], after[b], before[a], before[b])
+            {
                 if bx == by && x != y {
                     return true;
                 }
@@ -75,6 +84,17 @@ fn brute(f: &Fabric) -> (HashSet<(Vid, Vid)>, HashSet<Vid>, HashSet<Vid>) {
         }
     }
     (att, portals, hosts)
+}
+
+/// Random small fabrics of `min_hosts..9` hosts, 1..8 portals and up to 20
+/// attachments (repeats merge), for comparison with brute force.
+fn small_fabrics(min_hosts: usize) -> impl Strategy<Value = Fabric> {
+    (
+        min_hosts..9usize,
+        1usize..8,
+        prop::collection::vec((0usize..9, 0usize..8), 0..20),
+    )
+        .prop_map(|(hosts, portals, attach)| random_fabric(hosts, portals, &attach))
 }
 
 fn random_fabric(hosts: usize, portals: usize, attach: &[(usize, usize)]) -> Fabric {
@@ -110,12 +130,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
-    fn critical_parts_match_brute_force(
-        hosts in 1usize..9,
-        portals in 1usize..8,
-        attach in prop::collection::vec((0usize..9, 0usize..8), 0..20),
-    ) {
-        let f = random_fabric(hosts, portals, &attach);
+    fn critical_parts_match_brute_force(f in small_fabrics(1)) {
+        let hosts = f.hosts.len();
         let a = analyse(&f);
         let (att, ps, hs) = brute(&f);
         let got_att: HashSet<(Vid, Vid)> = a.critical_attachments.iter().copied().collect();
@@ -134,12 +150,8 @@ proptest! {
     }
 
     #[test]
-    fn routes_are_shortest_and_widest(
-        hosts in 2usize..9,
-        portals in 1usize..8,
-        attach in prop::collection::vec((0usize..9, 0usize..8), 0..20),
-    ) {
-        let f = random_fabric(hosts, portals, &attach);
+    fn routes_are_shortest_and_widest(f in small_fabrics(2)) {
+        let hosts = f.hosts.len();
         let (src, dst) = (0 as Vid, (hosts - 1) as Vid);
         let r = best(&f, src, dst, &Ban::default());
         prop_assert_eq!(r.as_ref().map(|r| r.hops()), bfs_hops(&f, src, dst));
@@ -199,7 +211,10 @@ fn chain_every_link_critical_until_doubled() {
     let f = b.build().unwrap();
     let a = analyse(&f);
     let names: Vec<&str> = a.critical_portals.iter().map(|&v| f.name(v)).collect();
-    assert!(!names.contains(&"p2") && !names.contains(&"p2-bis"), "{names:?}");
+    assert!(
+        !names.contains(&"p2") && !names.contains(&"p2-bis"),
+        "{names:?}"
+    );
     assert_eq!(a.critical_portals.len(), n - 2);
     assert_eq!(a.critical_attachments.len(), 2 * (n - 2));
 }
@@ -218,7 +233,13 @@ fn private_portals_are_not_critical() {
     b.attach(h1, private);
     let f = b.build().unwrap();
     let a = analyse(&f);
-    assert_eq!(a.critical_portals.iter().map(|&v| f.name(v)).collect::<Vec<_>>(), ["shared"]);
+    assert_eq!(
+        a.critical_portals
+            .iter()
+            .map(|&v| f.name(v))
+            .collect::<Vec<_>>(),
+        ["shared"]
+    );
     assert!(a.critical_hosts.is_empty());
     assert_eq!(a.critical_attachments.len(), 2);
 }
