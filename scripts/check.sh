@@ -2,7 +2,8 @@
 # Every test tier, one summary. Exit status is non-zero if any tier failed.
 #
 #   1. harness self-tests (KTAP parser, splat scanner)
-#   2. userspace: cargo test of tools/ (unit and property tests)
+#   2. userspace: rustfmt, clippy and cargo test of tools/ (unit and
+#      property tests)
 #   3. kernel style: rustfmtcheck and CLIPPY=1 on the driver; the series
 #      exported with git format-patch and checked with checkpatch
 #   4. kernel build, initramfs
@@ -56,7 +57,9 @@ T0=$SECONDS
 tier harness python3 -m unittest discover -s "$REPO/scripts/tests" -v
 count_unittest harness
 
-if tier tools bash -c "'$REPO/scripts/build-tools.sh' && cd '$REPO/tools' && cargo test --release --locked 2>&1"; then
+if tier tools bash -c "'$REPO/scripts/build-tools.sh' && cd '$REPO/tools' &&
+	cargo fmt --check && cargo clippy --release --locked --all-targets -q -- -D warnings &&
+	cargo test --release --locked 2>&1"; then
 	count_cargo tools
 else
 	count_cargo tools

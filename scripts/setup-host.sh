@@ -11,7 +11,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-stamp="$CACHE/setup-host.v3.stamp"
+stamp="$CACHE/setup-host.v4.stamp"
 if [[ -f "$stamp" && -z "${FORCE_SETUP:-}" ]] && command -v qemu-system-x86_64 >/dev/null &&
    command -v bindgen >/dev/null; then
 	step "host setup: already done ($stamp)"
@@ -56,7 +56,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	-t bookworm-backports qemu-system-x86 >/dev/null
 qemu-system-x86_64 --version | head -1
 
-step "rustup: rust-src and x86_64-unknown-linux-musl"
+step "rustup: rust-src, rustfmt, clippy and x86_64-unknown-linux-musl"
 rustup component add rust-src >/dev/null
 rustup target add x86_64-unknown-linux-musl >/dev/null
 

@@ -58,10 +58,17 @@ pub fn render(f: &Fabric, a: &Analysis, route: &[Vid]) -> String {
     }
     for (ri, (rack, hosts)) in racks.iter().enumerate() {
         if let Some(r) = rack {
-            let _ = writeln!(s, "  subgraph cluster_{ri} {{ label={}; style=dashed;", quote(&format!("rack {r}")));
+            let _ = writeln!(
+                s,
+                "  subgraph cluster_{ri} {{ label={}; style=dashed;",
+                quote(&format!("rack {r}"))
+            );
         }
         for &v in hosts {
-            let mut attrs = vec!["shape=box".to_owned(), format!("label={}", quote(f.name(v)))];
+            let mut attrs = vec![
+                "shape=box".to_owned(),
+                format!("label={}", quote(f.name(v))),
+            ];
             if crit.contains(&v) {
                 attrs.push("color=red, fontcolor=red, style=bold".into());
             }
@@ -78,7 +85,10 @@ pub fn render(f: &Fabric, a: &Analysis, route: &[Vid]) -> String {
         let v = f.portal_vid(p);
         let portal = &f.portals[p];
         let label = format!("{}\\n{} free", portal.id, human(portal.free));
-        let mut attrs = vec!["shape=ellipse".to_owned(), format!("label=\"{}\"", label.replace('"', "\\\""))];
+        let mut attrs = vec![
+            "shape=ellipse".to_owned(),
+            format!("label=\"{}\"", label.replace('"', "\\\"")),
+        ];
         if crit.contains(&v) {
             attrs.push("color=red, fontcolor=red, style=bold".into());
         }
@@ -96,8 +106,17 @@ pub fn render(f: &Fabric, a: &Analysis, route: &[Vid]) -> String {
             if route_edges.contains(&(h.min(p), h.max(p))) {
                 attrs.push("color=blue, penwidth=4");
             }
-            let _ = writeln!(s, "  {} -- {}{};", id(f, h), id(f, p),
-                if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) });
+            let _ = writeln!(
+                s,
+                "  {} -- {}{};",
+                id(f, h),
+                id(f, p),
+                if attrs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", attrs.join(", "))
+                }
+            );
         }
     }
     let _ = writeln!(s, "}}");

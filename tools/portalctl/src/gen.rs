@@ -83,7 +83,11 @@ pub(crate) fn to_doc(f: &Fabric) -> FabricDoc {
                             node: None,
                             capacity: portal.capacity,
                             free: portal.free,
-                            members: f.neighbours(p).iter().map(|&m| f.name(m).to_owned()).collect(),
+                            members: f
+                                .neighbours(p)
+                                .iter()
+                                .map(|&m| f.name(m).to_owned())
+                                .collect(),
                         }
                     })
                     .collect(),
@@ -101,10 +105,12 @@ pub(crate) fn run_generate(args: &GenerateArgs) -> Result<()> {
     let doc = to_doc(&f);
     match &args.output {
         Some(path) => {
-            let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let file =
+                File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut w = BufWriter::new(file);
             serde_json::to_writer(&mut w, &doc)?;
-            w.flush().with_context(|| format!("writing {}", path.display()))?;
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         None => println!("{}", serde_json::to_string_pretty(&doc)?),
     }
@@ -151,7 +157,8 @@ pub(crate) fn run_bench(args: &BenchArgs, json: bool) -> Result<()> {
                 writeln!(w, "{h} {p}")?;
             }
         }
-        w.flush().with_context(|| format!("writing {}", path.display()))?;
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut analyse_s = f64::MAX;
     let mut route_s = f64::MAX;

@@ -52,7 +52,9 @@ fn node_mem_total(root: &Path, node: u32) -> Result<Option<u64>> {
     for line in text.lines() {
         // "Node 1 MemTotal:         524288 kB"
         let mut w = line.split_whitespace();
-        if let (Some("Node"), Some(_), Some("MemTotal:"), Some(kb)) = (w.next(), w.next(), w.next(), w.next()) {
+        if let (Some("Node"), Some(_), Some("MemTotal:"), Some(kb)) =
+            (w.next(), w.next(), w.next(), w.next())
+        {
             let kb: u64 = kb
                 .parse()
                 .with_context(|| format!("{}: bad MemTotal '{kb}'", path.display()))?;
@@ -78,7 +80,11 @@ pub(crate) fn nodes(pti: &PageTypeInfo, root: &Path) -> Result<Vec<NodeInfo>> {
         zones.dedup();
         out.push(NodeInfo {
             node,
-            kind: if portal { SWITCHED.to_owned() } else { "-".to_owned() },
+            kind: if portal {
+                SWITCHED.to_owned()
+            } else {
+                "-".to_owned()
+            },
             portal,
             size: node_mem_total(root, node)?,
             free: pti.free_pages(node) * page_size,
@@ -118,7 +124,10 @@ pub(crate) fn run(args: &ListArgs, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    println!("{:>4}  {:<9} {:>11} {:>11}  zones", "node", "type", "size", "free");
+    println!(
+        "{:>4}  {:<9} {:>11} {:>11}  zones",
+        "node", "type", "size", "free"
+    );
     for n in &list {
         println!(
             "{:>4}  {:<9} {:>11} {:>11}  {}",

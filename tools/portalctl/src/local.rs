@@ -45,7 +45,9 @@ fn portal_id(root: &Path, node: u32, host: &str) -> String {
             continue;
         }
         let region = e.path();
-        let Ok(inner) = fs::read_dir(&region) else { continue };
+        let Ok(inner) = fs::read_dir(&region) else {
+            continue;
+        };
         let on_node = inner.flatten().any(|d| {
             let dn = d.file_name().to_string_lossy().into_owned();
             dn.starts_with("dax_region")
@@ -64,11 +66,19 @@ fn portal_id(root: &Path, node: u32, host: &str) -> String {
         }
         // region/target0 names the endpoint decoder "decoderE.0"; its
         // endpoint's uport is the memdev.
-        let Some(target) = read_trim(&region.join("target0")) else { continue };
+        let Some(target) = read_trim(&region.join("target0")) else {
+            continue;
+        };
         let decoder = regions.join(&target);
-        let Ok(real) = fs::canonicalize(&decoder) else { continue };
-        let Some(endpoint) = real.parent() else { continue };
-        let Ok(memdev) = fs::canonicalize(endpoint.join("uport")) else { continue };
+        let Ok(real) = fs::canonicalize(&decoder) else {
+            continue;
+        };
+        let Some(endpoint) = real.parent() else {
+            continue;
+        };
+        let Ok(memdev) = fs::canonicalize(endpoint.join("uport")) else {
+            continue;
+        };
         if let Some(serial) = read_trim(&memdev.join("serial")) {
             return format!("serial-{serial}");
         }

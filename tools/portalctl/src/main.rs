@@ -28,9 +28,15 @@ pub(crate) use portalctl::{analysis, fabric, inventory, pagetypeinfo, route, syn
 /// portals and attachments are critical connections, which hosts are
 /// critical, and the flight path a VM takes from one host to another.
 #[derive(Parser, Debug)]
-#[command(name = "portalctl", version, about, long_about, after_help = "\
+#[command(
+    name = "portalctl",
+    version,
+    about,
+    long_about,
+    after_help = "\
 Exit status: 0 success, 1 failure (the message names the file or device), \
-2 usage error, 3 no route between the requested hosts.")]
+2 usage error, 3 no route between the requested hosts."
+)]
 struct Cli {
     /// Print JSON instead of a human table (as `cxl list` and `daxctl` do).
     #[arg(long, global = true)]

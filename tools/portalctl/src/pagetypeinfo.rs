@@ -146,10 +146,8 @@ impl PageTypeInfo {
                             ),
                         ));
                     }
-                    p.blocks.insert(
-                        (node, zone),
-                        types.iter().cloned().zip(counts).collect(),
-                    );
+                    p.blocks
+                        .insert((node, zone), types.iter().cloned().zip(counts).collect());
                 }
             }
             // Anything else (headers, blank lines, unknown rows) is skipped.
@@ -165,6 +163,7 @@ impl PageTypeInfo {
             .filter(|r| r.kind == SWITCHED)
             .map(|r| r.node)
             .collect();
+        v.sort_unstable();
         v.dedup();
         v
     }
@@ -264,7 +263,10 @@ Node 1, zone  Movable            0          128            0            0       
 
     #[test]
     fn block_row_count_mismatch_is_an_error() {
-        let text = UPSTREAM.replace("Node 1, zone  Movable            0          128", "Node 1, zone  Movable 128");
+        let text = UPSTREAM.replace(
+            "Node 1, zone  Movable            0          128",
+            "Node 1, zone  Movable 128",
+        );
         let e = PageTypeInfo::parse(&text).unwrap_err();
         assert_eq!(e.line, 11);
     }

@@ -119,7 +119,13 @@ fn lookup_host(f: &Fabric, name: &str) -> Result<Vid> {
     }
 }
 
-pub(crate) fn routes(f: &Fabric, from: &str, to: &str, avoid: &[String], k: usize) -> Result<Vec<Route>> {
+pub(crate) fn routes(
+    f: &Fabric,
+    from: &str,
+    to: &str,
+    avoid: &[String],
+    k: usize,
+) -> Result<Vec<Route>> {
     let src = lookup_host(f, from)?;
     let dst = lookup_host(f, to)?;
     let mut ban = Ban::default();
@@ -175,7 +181,11 @@ pub(crate) fn run(args: &FabricArgs, json: bool) -> Result<Outcome> {
         attachments: f.attachment_count(),
         reach,
         critical_connections: criticals(&f, &a),
-        critical_hosts: a.critical_hosts.iter().map(|&v| f.name(v).to_owned()).collect(),
+        critical_hosts: a
+            .critical_hosts
+            .iter()
+            .map(|&v| f.name(v).to_owned())
+            .collect(),
         routes: found.as_ref().map(|rs| {
             rs.iter()
                 .map(|r| RouteOut {
@@ -207,8 +217,16 @@ fn print_human(r: &Report) {
     );
     for (i, g) in r.reach.iter().enumerate().take(20) {
         let shown: Vec<&str> = g.iter().take(8).map(String::as_str).collect();
-        let more = if g.len() > 8 { format!(" ... (+{})", g.len() - 8) } else { String::new() };
-        println!("  group {i}: {} host(s): {}{more}", g.len(), shown.join(" "));
+        let more = if g.len() > 8 {
+            format!(" ... (+{})", g.len() - 8)
+        } else {
+            String::new()
+        };
+        println!(
+            "  group {i}: {} host(s): {}{more}",
+            g.len(),
+            shown.join(" ")
+        );
     }
     println!("critical connections: {}", r.critical_connections.len());
     for c in r.critical_connections.iter().take(50) {
@@ -222,7 +240,14 @@ fn print_human(r: &Report) {
             Some(h) => format!("attachment {h} -- {}", c.portal),
             None => format!("portal {}", c.portal),
         };
-        println!("  {what}{}", if tags.is_empty() { String::new() } else { format!("  [{}]", tags.join(",")) });
+        println!(
+            "  {what}{}",
+            if tags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", tags.join(","))
+            }
+        );
     }
     println!("critical hosts: {}", r.critical_hosts.len());
     for h in r.critical_hosts.iter().take(50) {

@@ -94,7 +94,9 @@ pub fn best(f: &Fabric, src: Vid, dst: Vid, ban: &Ban) -> Option<Route> {
     let mut pred = vec![UNSEEN; n];
     width[src as usize] = Some(u64::MAX);
     for &v in &order {
-        let Some(wv) = width[v as usize] else { continue };
+        let Some(wv) = width[v as usize] else {
+            continue;
+        };
         if v == dst {
             continue;
         }
@@ -102,7 +104,11 @@ pub fn best(f: &Fabric, src: Vid, dst: Vid, ban: &Ban) -> Option<Route> {
             if dist[w as usize] != dist[v as usize].wrapping_add(1) || ban.edge(v, w) {
                 continue;
             }
-            let cap = if f.is_host(w) { u64::MAX } else { f.portal(w).free };
+            let cap = if f.is_host(w) {
+                u64::MAX
+            } else {
+                f.portal(w).free
+            };
             let cand = wv.min(cap);
             if width[w as usize].is_none_or(|cur| cand > cur) {
                 width[w as usize] = Some(cand);

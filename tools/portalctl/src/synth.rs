@@ -40,7 +40,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -50,7 +50,7 @@ impl Rng {
     }
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -73,7 +73,11 @@ pub fn generate(p: &Params) -> Result<Fabric> {
     for h in 0..p.hosts {
         let rack = h / p.hosts_per_rack;
         let pod = rack / p.racks_per_pod;
-        b.host(&format!("h{h}"), Some(&format!("r{rack}")), Some(&format!("p{pod}")));
+        b.host(
+            &format!("h{h}"),
+            Some(&format!("r{rack}")),
+            Some(&format!("p{pod}")),
+        );
     }
     let mut next_portal = 0usize;
     let mut portal = |b: &mut Builder, rng: &mut Rng| {

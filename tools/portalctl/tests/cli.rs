@@ -19,14 +19,20 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 fn inv(dir: &Path, host: &str, rack: &str, portals: &[(&str, u64)]) {
     let ps: Vec<String> = portals
         .iter()
-        .map(|(id, free)| format!(r#"{{"id":"{id}","capacity":1073741824,"free":{free},"members":["{host}"]}}"#))
+        .map(|(id, free)| {
+            format!(r#"{{"id":"{id}","capacity":1073741824,"free":{free},"members":["{host}"]}}"#)
+        })
         .collect();
     fs::write(
         dir.join(format!("{host}.json")),
@@ -57,26 +63,65 @@ fn fabric_from_a_directory_of_inventories() {
     assert_eq!(v["reach"].as_array().unwrap().len(), 1);
     // A joins h0 to the rest; B and C back each other up.
     let crit = v["critical_connections"].as_array().unwrap();
-    let portals: Vec<&str> = crit.iter().filter(|c| c["kind"] == "portal").map(|c| c["portal"].as_str().unwrap()).collect();
+    let portals: Vec<&str> = crit
+        .iter()
+        .filter(|c| c["kind"] == "portal")
+        .map(|c| c["portal"].as_str().unwrap())
+        .collect();
     assert_eq!(portals, ["A"]);
     assert_eq!(v["critical_hosts"], serde_json::json!(["h1"]));
-    assert!(crit.iter().all(|c| c["cross_rack"] == false), "A stays in rack r0");
+    assert!(
+        crit.iter().all(|c| c["cross_rack"] == false),
+        "A stays in rack r0"
+    );
 }
 
 #[test]
 fn routes_prefer_wider_and_honour_avoid() {
     let d = small_fabric("route");
-    let v = json(&portalctl(&["fabric", "--json", d.to_str().unwrap(), "--route", "h0", "h2", "--alternatives", "3"]));
+    let v = json(&portalctl(&[
+        "fabric",
+        "--json",
+        d.to_str().unwrap(),
+        "--route",
+        "h0",
+        "h2",
+        "--alternatives",
+        "3",
+    ]));
     let routes = v["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 2);
-    assert_eq!(routes[0]["path"], serde_json::json!(["h0", "A", "h1", "B", "h2"]));
+    assert_eq!(
+        routes[0]["path"],
+        serde_json::json!(["h0", "A", "h1", "B", "h2"])
+    );
     assert_eq!(routes[0]["width"], 100);
-    assert_eq!(routes[1]["path"], serde_json::json!(["h0", "A", "h1", "C", "h2"]));
+    assert_eq!(
+        routes[1]["path"],
+        serde_json::json!(["h0", "A", "h1", "C", "h2"])
+    );
 
-    let v = json(&portalctl(&["fabric", "--json", d.to_str().unwrap(), "--route", "h1", "h2", "--avoid", "B"]));
+    let v = json(&portalctl(&[
+        "fabric",
+        "--json",
+        d.to_str().unwrap(),
+        "--route",
+        "h1",
+        "h2",
+        "--avoid",
+        "B",
+    ]));
     assert_eq!(v["routes"][0]["path"], serde_json::json!(["h1", "C", "h2"]));
 
-    let out = portalctl(&["fabric", d.to_str().unwrap(), "--route", "h0", "h2", "--avoid", "A"]);
+    let out = portalctl(&[
+        "fabric",
+        d.to_str().unwrap(),
+        "--route",
+        "h0",
+        "h2",
+        "--avoid",
+        "A",
+    ]);
     assert_eq!(out.status.code(), Some(3), "no route is exit status 3");
     let out = portalctl(&["fabric", d.to_str().unwrap(), "--route", "h0", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
@@ -106,16 +151,27 @@ fn cross_rack_critical_connections_are_labelled() {
 #[test]
 fn bad_inputs_name_the_file() {
     let d = tmpdir("bad");
-    fs::write(d.join("broken.json"), "{\n  \"schema\": \"cxl_switched.inventory/1\",\n  \"host\": 7\n}\n").unwrap();
+    fs::write(
+        d.join("broken.json"),
+        "{\n  \"schema\": \"cxl_switched.inventory/1\",\n  \"host\": 7\n}\n",
+    )
+    .unwrap();
     let out = portalctl(&["fabric", d.join("broken.json").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.json"), "{err}");
 
-    fs::write(d.join("future.json"), r#"{"schema":"cxl_switched.inventory/2","host":"x","portals":[]}"#).unwrap();
+    fs::write(
+        d.join("future.json"),
+        r#"{"schema":"cxl_switched.inventory/2","host":"x","portals":[]}"#,
+    )
+    .unwrap();
     let out = portalctl(&["fabric", d.join("future.json").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("future.json") && err.contains("inventory/2"), "{err}");
+    assert!(
+        err.contains("future.json") && err.contains("inventory/2"),
+        "{err}"
+    );
 
     let out = portalctl(&["fabric", "/nonexistent/inv.json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -126,7 +182,15 @@ fn bad_inputs_name_the_file() {
 fn generated_chain_is_all_critical() {
     let d = tmpdir("gen");
     let f = d.join("chain.json");
-    let out = portalctl(&["generate", "--shape", "chain", "--hosts", "5", "-o", f.to_str().unwrap()]);
+    let out = portalctl(&[
+        "generate",
+        "--shape",
+        "chain",
+        "--hosts",
+        "5",
+        "-o",
+        f.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     let v = json(&portalctl(&["fabric", "--json", f.to_str().unwrap()]));
     assert_eq!(v["hosts"], 5);
@@ -139,15 +203,34 @@ fn generated_chain_is_all_critical() {
 #[test]
 fn dot_marks_critical_parts_and_the_route() {
     let d = small_fabric("dot");
-    let out = portalctl(&["fabric", d.to_str().unwrap(), "--dot", "--route", "h0", "h2"]);
+    let out = portalctl(&[
+        "fabric",
+        d.to_str().unwrap(),
+        "--dot",
+        "--route",
+        "h0",
+        "h2",
+    ]);
     assert!(out.status.success());
     let dot = String::from_utf8(out.stdout).unwrap();
     assert!(dot.starts_with("graph fabric {"));
     // Portal A (p0) is critical: red; host h1 (h1) is critical: red.
-    assert!(dot.lines().any(|l| l.trim_start().starts_with("p0 [") && l.contains("color=red")), "{dot}");
-    assert!(dot.lines().any(|l| l.trim_start().starts_with("h1 [") && l.contains("color=red")), "{dot}");
+    assert!(
+        dot.lines()
+            .any(|l| l.trim_start().starts_with("p0 [") && l.contains("color=red")),
+        "{dot}"
+    );
+    assert!(
+        dot.lines()
+            .any(|l| l.trim_start().starts_with("h1 [") && l.contains("color=red")),
+        "{dot}"
+    );
     // The route h0 A h1 B h2 is drawn blue: 4 edges.
-    assert_eq!(dot.lines().filter(|l| l.contains("color=blue")).count(), 4, "{dot}");
+    assert_eq!(
+        dot.lines().filter(|l| l.contains("color=blue")).count(),
+        4,
+        "{dot}"
+    );
     assert!(dot.contains("subgraph cluster_"), "racks are clusters");
 }
 
@@ -159,27 +242,58 @@ fn svg_when_graphviz_is_there() {
     }
     let d = small_fabric("svg");
     let svg = d.join("fabric.svg");
-    let out = portalctl(&["fabric", d.to_str().unwrap(), "--svg", svg.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = portalctl(&[
+        "fabric",
+        d.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(fs::read_to_string(&svg).unwrap().contains("<svg"));
 }
 
 #[test]
 fn list_reads_a_captured_pagetypeinfo() {
     let d = tmpdir("list");
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lab-7.3-upstream.pagetypeinfo");
-    let v = json(&portalctl(&["list", "--json", "--pagetypeinfo", fixture, "--root", d.to_str().unwrap()]));
-    let nodes: Vec<u64> = v.as_array().unwrap().iter().map(|n| n["node"].as_u64().unwrap()).collect();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lab-7.3-upstream.pagetypeinfo"
+    );
+    let v = json(&portalctl(&[
+        "list",
+        "--json",
+        "--pagetypeinfo",
+        fixture,
+        "--root",
+        d.to_str().unwrap(),
+    ]));
+    let nodes: Vec<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_u64().unwrap())
+        .collect();
     assert_eq!(nodes, [0, 2]);
     assert_eq!(v[1]["free"], 256u64 << 20);
     assert_eq!(v[1]["portal"], false);
 
     let bad = d.join("pti");
-    fs::write(&bad, "Page block order: 9\nNode    0, zone DMA, type Movable 1 x\n").unwrap();
+    fs::write(
+        &bad,
+        "Page block order: 9\nNode    0, zone DMA, type Movable 1 x\n",
+    )
+    .unwrap();
     let out = portalctl(&["list", "--pagetypeinfo", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2") && err.contains(bad.to_str().unwrap()), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains(bad.to_str().unwrap()),
+        "{err}"
+    );
 }
 
 #[test]

@@ -12,7 +12,14 @@ fn lab_upstream_sample() {
     assert!(p.switched_nodes().is_empty());
     // 64 free order-10 blocks of 4 KiB pages = 256 MiB, all of node 2.
     assert_eq!(p.free_pages(2), 64 * 1024);
-    assert!(p.free.iter().filter(|r| r.node == 2).all(|r| r.zone == "Movable"));
+    assert!(p
+        .free
+        .iter()
+        .filter(|r| r.node == 2)
+        .all(|r| r.zone == "Movable"));
     assert_eq!(p.free.iter().filter(|r| r.node == 2).count(), 5);
-    assert_eq!(p.blocks[&(2, "Movable".to_string())][1], ("Movable".to_string(), 128));
+    assert_eq!(
+        p.blocks[&(2, "Movable".to_string())][1],
+        ("Movable".to_string(), 128)
+    );
 }
