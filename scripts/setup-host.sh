@@ -57,7 +57,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 qemu-system-x86_64 --version | head -1
 
 step "rustup: rust-src, rustfmt, clippy and x86_64-unknown-linux-musl"
-rustup component add rust-src >/dev/null
+rustup component add rust-src rustfmt clippy >/dev/null
 rustup target add x86_64-unknown-linux-musl >/dev/null
 
 if ! command -v bindgen >/dev/null; then
