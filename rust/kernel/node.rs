@@ -77,6 +77,24 @@ pub fn memory_type_name(nid: i32, buf: &mut [u8; MEMORY_TYPE_NAME_MAX]) -> Optio
     buf.iter().position(|&b| b == 0)
 }
 
+fn valid_nid(nid: i32) -> bool {
+    nid >= 0 && nid < bindings::MAX_NUMNODES as i32
+}
+
+/// Whether node `nid` has memory, of any kind, online.
+pub fn has_memory(nid: i32) -> bool {
+    if !valid_nid(nid) {
+        return false;
+    }
+    // SAFETY: `node_states` is a global array of node masks, indexed by a valid state; reading a
+    // word of it races only with node hotplug, which makes the answer a snapshot, as in C.
+    let word = unsafe {
+        let mask = &raw const bindings::node_states[bindings::node_states_N_MEMORY as usize];
+        (*mask).bits[nid as usize / usize::BITS as usize]
+    };
+    word & (1 << (nid as usize % usize::BITS as usize)) != 0
+}
+
 #[macros::kunit_tests(rust_kernel_node)]
 mod tests {
     use super::*;
@@ -113,5 +131,13 @@ mod tests {
         ));
         assert!(name_of(-1).is_none());
         assert!(name_of(0).is_none());
+    }
+
+    #[test]
+    fn node_zero_has_memory() -> Result {
+        assert!(has_memory(0));
+        assert!(!has_memory(-1));
+        assert!(!has_memory(bindings::MAX_NUMNODES as i32));
+        Ok(())
     }
 }
