@@ -30,6 +30,7 @@ check() {
 		notok "$_d"
 		sed 's/^/# /' /tmp/check.out >&3
 	fi
+	diag "at $(cut -d' ' -f1 /proc/uptime) s"
 }
 
 # ---- CXL topology ----
@@ -130,10 +131,9 @@ create_ram_region() {
 	return 1
 }
 
-# lab_bringup: wait for both memdevs, create both regions, keep the portal's
-# dax device off the page allocator (device_dax) and let kmem take the direct
-# one, as a distro's module autoload would.
-lab_bringup() {
+# lab_find_memdevs: wait for both memdevs and their endpoints; set PORTAL_MEM
+# (behind the switch) and DIRECT_MEM.
+lab_find_memdevs() {
 	wait_for /sys/bus/cxl/devices/mem1 60 || { log "CXL memdevs did not appear"; return 1; }
 	for m in mem0 mem1; do
 		_i=0
@@ -145,19 +145,103 @@ lab_bringup() {
 	done
 	PORTAL_MEM=$(switched_memdev) || { log "no switched memdev"; return 1; }
 	DIRECT_MEM=$(direct_memdev) || { log "no direct memdev"; return 1; }
-	create_ram_region "$PORTAL_MEM" || { log "portal region failed"; return 1; }
+	export PORTAL_MEM DIRECT_MEM
+}
+
+# lab_direct_up: the direct device's region, onlined by kmem as upstream does.
+lab_direct_up() {
 	create_ram_region "$DIRECT_MEM" || { log "direct region failed"; return 1; }
-	PORTAL_REGION=$(region_of "$PORTAL_MEM")
 	DIRECT_REGION=$(region_of "$DIRECT_MEM")
-	PORTAL_DAX=$(dax_of "$PORTAL_REGION")
 	DIRECT_DAX=$(dax_of "$DIRECT_REGION")
+	modprobe kmem
+	export DIRECT_REGION DIRECT_DAX
+}
+
+# lab_portal_region: the portal device's region and dax device.
+lab_portal_region() {
+	create_ram_region "$PORTAL_MEM" || { log "portal region failed"; return 1; }
+	PORTAL_REGION=$(region_of "$PORTAL_MEM")
+	PORTAL_DAX=$(dax_of "$PORTAL_REGION")
+	PORTAL_BASE=$(region_base "$PORTAL_REGION")
+	log "portal $PORTAL_MEM $PORTAL_REGION $PORTAL_DAX base $PORTAL_BASE"
+	export PORTAL_REGION PORTAL_DAX PORTAL_BASE
+}
+
+# lab_bringup: both regions, the portal's dax device kept off the page
+# allocator (device_dax, no cxl_switched) and the direct one onlined by kmem:
+# the raw portal, for scenarios that exchange words through it.
+lab_bringup() {
+	lab_find_memdevs || return 1
+	lab_portal_region || return 1
 	if [ -n "$PORTAL_DAX" ] && [ ! -e "/sys/bus/dax/devices/$PORTAL_DAX/driver" ]; then
 		echo "$PORTAL_DAX" >/sys/bus/dax/drivers/device_dax/new_id 2>/dev/null
 	fi
-	modprobe kmem
-	PORTAL_BASE=$(region_base "$PORTAL_REGION")
-	log "portal $PORTAL_MEM $PORTAL_REGION $PORTAL_DAX base $PORTAL_BASE; direct $DIRECT_MEM $DIRECT_REGION $DIRECT_DAX"
-	export PORTAL_MEM DIRECT_MEM PORTAL_REGION DIRECT_REGION PORTAL_DAX DIRECT_DAX PORTAL_BASE
+	lab_direct_up || return 1
+	log "portal $PORTAL_MEM $PORTAL_REGION $PORTAL_DAX; direct $DIRECT_MEM $DIRECT_REGION $DIRECT_DAX"
+}
+
+# driver_of DAX: the driver a dax device is bound to, or nothing.
+driver_of() {
+	[ -e "/sys/bus/dax/devices/$1/driver" ] && basename "$(readlink -f "/sys/bus/dax/devices/$1/driver")"
+}
+
+# wait_driver DAX DRIVER SECONDS: wait until DAX is bound to DRIVER ("" for
+# unbound).
+wait_driver() {
+	_i=0
+	while [ "$(driver_of "$1")" != "$2" ]; do
+		[ $_i -ge $(($3 * 10)) ] && { echo "$1 bound to '$(driver_of "$1")', want '$2'"; return 1; }
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
+# node_kb N: MemTotal of node N in kB (0 for a node without memory).
+node_kb() {
+	[ -e "/sys/devices/system/node/node$1/meminfo" ] || { echo 0; return; }
+	awk '/MemTotal/ {print $4}' "/sys/devices/system/node/node$1/meminfo"
+}
+
+# wait_idle N SECONDS: wait until node N's memory is free but for what the
+# per-CPU free lists may hold (a killed process's memory is freed
+# asynchronously; the driver drains those lists before it counts).
+wait_idle() {
+	_i=0
+	while [ "$(awk '/MemUsed/ {print $4}' "/sys/devices/system/node/node$1/meminfo")" -gt 1024 ]; do
+		[ $_i -ge $(($2 * 10)) ] && { grep MemUsed "/sys/devices/system/node/node$1/meminfo"; return 1; }
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
+# anon_on PID NODE: pages of PID's anonymous mappings on NODE (numa_maps).
+anon_on() {
+	awk -v n="N$2=" '/anon=/ { for (i = 1; i <= NF; i++) if (index($i, n) == 1) s += substr($i, length(n) + 1) } END { print s + 0 }' "/proc/$1/numa_maps"
+}
+
+# hog [NUMACTL ARGS]: start a shell that fills about 200 KiB of heap (memory
+# behind QEMU's CXL devices is slow: keep it small) and waits;
+# prints its pid.
+hog() {
+	# Waits on a FIFO nobody opens: no forks while it waits, so every page
+	# it has is its own.
+	_script='x=$(seq 1 30000); echo ready; mkfifo /tmp/hog.fifo.$$; read _ </tmp/hog.fifo.$$'
+	rm -f /tmp/hog.$$
+	if [ $# -gt 0 ]; then
+		numactl "$@" -- sh -c "$_script" >/tmp/hog.$$ 2>&1 &
+	else
+		sh -c "$_script" >/tmp/hog.$$ 2>&1 &
+	fi
+	_p=$!
+	_i=0
+	until grep -q ready /tmp/hog.$$ 2>/dev/null; do
+		[ $_i -ge 600 ] && break
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	# The file's page may sit on the node the hog is bound to.
+	rm -f /tmp/hog.$$
+	echo $_p
 }
 
 hex_add() { printf '0x%x' $(($1 + $2)); }
