@@ -9,7 +9,7 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all setup source kernel tools initramfs demo check check-guest \
-	check-tools style series bench-fabric clean help
+	check-tools style series bench-fabric bench-online clean help
 
 all: initramfs
 
@@ -54,6 +54,11 @@ series: source
 # Benchmarks print ratios against a baseline measured in the same run.
 bench-fabric: tools
 	@python3 tools/bench/fabric_bench.py
+
+# Onlining the portal: cxl_switched against kmem, same boot, same region.
+bench-online: initramfs
+	@python3 $(S)/lab.py run bench-online
+	@grep '^# bench' build/logs/run/bench-online-a.ktap.log | sed 's/^# //'
 
 clean:
 	rm -rf build tools/target

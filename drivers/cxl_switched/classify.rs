@@ -83,7 +83,9 @@ pub(crate) const KMEM_DEFAULT_ADISTANCE: i32 = ADISTANCE_DRAM * 5;
 /// plus one tier: a portal never shares a tier with direct-attached memory of the same measured
 /// performance, and always sits below DRAM.
 pub(crate) fn portal_adistance(platform: Option<i32>) -> i32 {
-    let base = platform.unwrap_or(KMEM_DEFAULT_ADISTANCE).max(ADISTANCE_DRAM);
+    let base = platform
+        .unwrap_or(KMEM_DEFAULT_ADISTANCE)
+        .max(ADISTANCE_DRAM);
     base.saturating_add(TIER_CHUNK)
 }
 

@@ -12,9 +12,9 @@
 
 // The checksum is used by its KUnit suite now and by the handoff header next. Both it and the
 // layout are `core`-only: the userspace tools build the same files.
+mod classify;
 #[allow(dead_code)]
 mod crc32c;
-mod classify;
 mod layout;
 mod portal;
 
@@ -35,7 +35,7 @@ module! {
     params: {
         switched: i32 {
             default: -1,
-            description: "Which CXL RAM regions are portals: -1 those behind a CXL switch (default), 1 all, 0 none",
+            description: "Which CXL RAM regions are portals: -1 switched (default), 1 all, 0 none",
         },
     },
 }

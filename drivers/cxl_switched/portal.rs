@@ -44,6 +44,34 @@ pub(crate) const ATTRIBUTES: &[&CStr] = &[
     c"online_us",
 ];
 
+/// What happens to a portal whose memory could not be removed.
+const STAYS_ONLINE: &str =
+    "pages could not be moved off; its memory stays online as Switched memory until reboot";
+
+/// The second half of the line that reports a portal taken.
+struct Onlined<'a> {
+    nid: i32,
+    mib: u64,
+    adistance: i32,
+    header: &'a core::ops::Range<u64>,
+}
+
+impl kernel::fmt::Display for Onlined<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "node {} is a Switched node of {} MiB in ZONE_MOVABLE, adistance {}; ",
+            self.nid, self.mib, self.adistance
+        )?;
+        write!(
+            f,
+            "header block {:#x}-{:#x} reserved",
+            self.header.start,
+            self.header.end - 1
+        )
+    }
+}
+
 /// The longest switch path kept, in bytes.
 const PATH_MAX: usize = 128;
 
@@ -179,7 +207,10 @@ impl Portal {
             e
         };
         let Some(nid) = dax.target_node() else {
-            return Err(refuse(format_args!("the platform gave it no NUMA node"), EINVAL));
+            return Err(refuse(
+                format_args!("the platform gave it no NUMA node"),
+                EINVAL,
+            ));
         };
         if dax.nr_ranges() != 1 {
             return Err(refuse(
@@ -221,7 +252,9 @@ impl Portal {
             })?;
         let type_name = MemoryTypeName::new(nid, TYPE_NAME).map_err(|e| {
             refuse(
-                format_args!("node {nid} already holds another portal (one CFMWS window per portal)"),
+                format_args!(
+                    "node {nid} already holds another portal (one CFMWS window per portal)"
+                ),
                 e,
             )
         })?;
@@ -232,9 +265,8 @@ impl Portal {
             ));
         }
         let adistance = portal_adistance(platform_adistance(nid));
-        let tier = NodeMemoryType::new(nid, MemoryType::new(adistance)?).map_err(|e| {
-            refuse(format_args!("node {nid} already has a memory tier type"), e)
-        })?;
+        let tier = NodeMemoryType::new(nid, MemoryType::new(adistance)?)
+            .map_err(|e| refuse(format_args!("node {nid} already has a memory tier type"), e))?;
         let online_len = layout.online.end - layout.online.start;
         let group = MemoryGroup::register_static(nid, online_len >> kernel::page::PAGE_SHIFT)?;
         let started = Instant::<Monotonic>::now();
@@ -247,7 +279,12 @@ impl Portal {
         )
         .map_err(|e| {
             refuse(
-                format_args!("hot-adding {:#x}-{:#x} failed ({:?})", layout.online.start, layout.online.end - 1, e),
+                format_args!(
+                    "hot-adding {:#x}-{:#x} failed ({:?})",
+                    layout.online.start,
+                    layout.online.end - 1,
+                    e
+                ),
                 e,
             )
         })?;
@@ -259,16 +296,17 @@ impl Portal {
         };
         dev_info!(
             dev,
-            "{}: switched ({}, serial {:#x}{}): node {} is a Switched node of {} MiB in ZONE_MOVABLE, adistance {}; header block {:#x}-{:#x} reserved\n",
+            "{}: switched ({}, serial {:#x}{}): {}\n",
             region,
             seen.path.as_str(),
             seen.serial,
             by,
-            nid,
-            online_len >> 20,
-            adistance,
-            layout.header.start,
-            layout.header.end - 1
+            Onlined {
+                nid,
+                mib: online_len >> 20,
+                adistance,
+                header: &layout.header,
+            }
         );
         Ok(KBox::pin(
             Portal {
@@ -312,10 +350,11 @@ impl Portal {
             Err((memory, e)) => {
                 dev_err!(
                     dev,
-                    "{}: node {} not removed: offlining failed ({:?}), pages could not be moved off; its memory stays online as Switched memory until reboot\n",
+                    "{}: node {} not removed: offlining failed ({:?}), {}\n",
                     region,
                     nid,
-                    e
+                    e,
+                    STAYS_ONLINE
                 );
                 // Keep everything as it is, for good: the memory, its group, the node's tier
                 // and type, and the claim on the header block.
@@ -343,11 +382,7 @@ impl Portal {
             ),
             3 => writeln!(out, "{}", header + online),
             4 => writeln!(out, "{}", header),
-            5 => writeln!(
-                out,
-                "{}",
-                self.memory.as_ref().map_or(0, |m| m.size())
-            ),
+            5 => writeln!(out, "{}", self.memory.as_ref().map_or(0, |m| m.size())),
             6 => writeln!(out, "{}", self.seen.path.as_str()),
             7 => writeln!(out, "{:#x}", self.seen.serial),
             8 => writeln!(out, "{}", self.tier.adistance()),

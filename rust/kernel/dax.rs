@@ -246,11 +246,7 @@ impl<T: Driver> Registration<T> {
             }
             // SAFETY: `drv` is initialised and pinned; it stays registered until `drop`.
             to_result(unsafe {
-                bindings::__dax_driver_register(
-                    this.drv.get(),
-                    module.as_ptr(),
-                    name.as_char_ptr(),
-                )
+                bindings::__dax_driver_register(this.drv.get(), module.as_ptr(), name.as_char_ptr())
             })
         })
     }
@@ -332,9 +328,8 @@ impl<T: Driver> Registration<T> {
         // SAFETY: `ptr` came from `into_foreign` and stays valid while the device is bound.
         let data = unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) };
         // SAFETY: sysfs hands show a buffer of one page.
-        let page = unsafe {
-            core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE as usize)
-        };
+        let page =
+            unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE) };
         let mut out = SysfsWriter::new(page);
         match T::show(data, index, &mut out) {
             Ok(()) => out.len() as isize,
@@ -371,7 +366,7 @@ mod tests {
     fn sysfs_writer_truncates_at_the_page() {
         let mut page = [0u8; 8];
         let mut w = SysfsWriter::new(&mut page);
-        assert!(write!(w, "node{}\n", 12).is_ok());
+        assert!(writeln!(w, "node{}", 12).is_ok());
         assert_eq!(w.as_bytes(), b"node12\n");
         assert!(write!(w, "toolong").is_err());
         assert_eq!(w.len(), 8);

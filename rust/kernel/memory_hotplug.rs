@@ -245,8 +245,14 @@ mod tests {
             Some(EINVAL)
         );
         assert_eq!(
-            DriverManagedMemory::add(&group, u64::MAX - block + 1, block, c"t", OnlineType::Online)
-                .err(),
+            DriverManagedMemory::add(
+                &group,
+                u64::MAX - block + 1,
+                block,
+                c"t",
+                OnlineType::Online
+            )
+            .err(),
             Some(EINVAL)
         );
         assert_eq!(
@@ -259,7 +265,10 @@ mod tests {
     #[test]
     fn online_types_map_to_mmop() {
         assert_eq!(OnlineType::Offline.as_raw(), bindings::mmop_MMOP_OFFLINE);
-        assert_eq!(OnlineType::Movable.as_raw(), bindings::mmop_MMOP_ONLINE_MOVABLE);
+        assert_eq!(
+            OnlineType::Movable.as_raw(),
+            bindings::mmop_MMOP_ONLINE_MOVABLE
+        );
         assert_ne!(OnlineType::Kernel.as_raw(), OnlineType::Movable.as_raw());
     }
 }

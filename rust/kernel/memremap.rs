@@ -146,8 +146,14 @@ mod tests {
     #[test]
     fn claimed_ranges_are_refused() {
         // Beyond the physical address space: nothing to claim.
-        assert_eq!(Memremap::new(1 << 62, 4096, c"rust-kunit").err(), Some(EBUSY));
+        assert_eq!(
+            Memremap::new(1 << 62, 4096, c"rust-kunit").err(),
+            Some(EBUSY)
+        );
         assert_eq!(Memremap::new(1 << 20, 0, c"rust-kunit").err(), Some(EINVAL));
-        assert_eq!(Memremap::new(u64::MAX, 4096, c"rust-kunit").err(), Some(EINVAL));
+        assert_eq!(
+            Memremap::new(u64::MAX, 4096, c"rust-kunit").err(),
+            Some(EINVAL)
+        );
     }
 }
