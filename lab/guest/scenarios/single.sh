@@ -5,7 +5,7 @@
 # the direct device; unload with pages in use moves them off where
 # possible: pages are migrated off, and when they cannot be, the memory stays
 # online, typed, and the system healthy.
-ktap_plan single 44
+ktap_plan single 45
 
 lab_find_memdevs || { diag "lab bring-up failed: see the console log"; return 0; }
 check "the portal memdev sits under a CXL switch" test -n "$PORTAL_MEM"
@@ -77,14 +77,24 @@ check "numactl --membind=$pn: the process's heap is on node $pn" \
 	sh -c "[ $(anon_on "$h" "$pn") -gt 32 ] && [ $(anon_on "$h" 0) -lt 64 ]"
 diag "membind hog $h: $(anon_on "$h" "$pn") anon pages on node $pn, $(anon_on "$h" 0) on node 0"
 kill "$h"
+wait "$h" 2>/dev/null
+# migrated PID FROM TO PAGES: migratepages moves at least PAGES anonymous
+# pages of PID to node TO.
+migrated() {
+	migratepages "$1" "$2" "$3" || return 1
+	_n=$(anon_on "$1" "$3")
+	[ "$_n" -ge "$4" ] || { echo "$_n anonymous pages on node $3, want at least $4"; return 1; }
+}
 h=$(hog)
 before=$(anon_on "$h" 0)
 check "migratepages $h 0 $pn moves a running process's pages onto the portal" \
-	sh -c "migratepages $h 0 $pn && [ \$(awk -v n=N$pn= '/anon=/ { for (i = 1; i <= NF; i++) if (index(\$i, n) == 1) s += substr(\$i, length(n) + 1) } END { print s + 0 }' /proc/$h/numa_maps) -ge $((before * 9 / 10)) ]"
+	migrated "$h" 0 "$pn" $((before * 9 / 10))
 check "migratepages $h $pn 0 moves them back" \
 	sh -c "migratepages $h $pn 0 && [ \$(grep -c 'N$pn=' /proc/$h/numa_maps) -eq 0 ]"
 kill "$h"
 wait "$h" 2>/dev/null
+check "move_pages(2) moves 64 pages onto node $pn and back, status and query agree" \
+	cxlsw-movepages "$pn" 64
 
 # ---- unload and load again, twice ----
 online_kb=$(((size - block) / 1024))
