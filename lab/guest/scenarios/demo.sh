@@ -10,14 +10,13 @@ section() { out ""; out "---- $* ----"; }
 # Until hosts agree through the handoff header on who owns which block, only
 # one of them may online a portal: host a runs cxl_switched, host b keeps the
 # portal raw (device_dax) and talks to a through the header block.
-lab_find_memdevs && lab_direct_up || { diag "lab bring-up failed: see the console log"; return 0; }
 if [ "$host" = a ]; then
-	modprobe cxl_switched
-	lab_portal_region || { diag "portal region failed"; return 0; }
+	lab_find_memdevs && lab_direct_up && modprobe cxl_switched && lab_portal_region ||
+		{ diag "lab bring-up failed: see the console log"; return 0; }
 	wait_driver "$PORTAL_DAX" cxl_switched 20 >/dev/null
 else
-	lab_portal_region || { diag "portal region failed"; return 0; }
-	echo "$PORTAL_DAX" >/sys/bus/dax/drivers/device_dax/new_id 2>/dev/null
+	# The portal's region before kmem, and device_dax for it by name.
+	lab_bringup || { diag "lab bring-up failed: see the console log"; return 0; }
 fi
 section "CXL topology"
 out "portal  $PORTAL_MEM (serial $(cat /sys/bus/cxl/devices/$PORTAL_MEM/serial)): $(memdev_path "$PORTAL_MEM")   <- switch in the path"
