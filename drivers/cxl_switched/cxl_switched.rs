@@ -10,8 +10,10 @@
 //! regions (see [`classify`]) and declines every other one, which stays with dax/kmem or
 //! device_dax. See Documentation/admin-guide/mm/cxl-switched.rst.
 
-// The checksum is used by its KUnit suite now and by the handoff header next. Both it and the
-// layout are `core`-only: the userspace tools build the same files.
+// The handoff header's superblock (abi) and its checksum are used by their KUnit suites now and
+// by probe next. They and the layout are `core`-only: the userspace tools build the same files.
+#[allow(dead_code)]
+mod abi;
 mod classify;
 #[allow(dead_code)]
 mod crc32c;

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod fabric;
+pub mod header;
 pub mod inventory;
 pub mod pagetypeinfo;
 pub mod route;
@@ -10,7 +11,8 @@ pub mod synth;
 
 // Code shared with the kernel driver: the very same `core`-only files, so
 // that what the driver runs is tested, fuzzed and benchmarked in userspace.
-// Until the handoff ABI lands only the tests use them.
+#[path = "../../../drivers/cxl_switched/abi.rs"]
+mod abi;
 #[cfg_attr(not(test), allow(dead_code))]
 #[path = "../../../drivers/cxl_switched/crc32c.rs"]
 mod crc32c;

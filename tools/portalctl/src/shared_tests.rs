@@ -94,3 +94,144 @@ fn layout_errors_explain_themselves() {
     assert_eq!(msgs.len(), all.len(), "distinct messages");
     assert!(msgs.iter().all(|m| !m.is_empty()));
 }
+
+// ---- the portal header (abi.rs) ----
+
+use crate::abi::{
+    boot_state, BootState, Geometry, HeaderError, Superblock, EMPTY_BYTES, SUPERBLOCK_SIZE,
+};
+
+fn geometry() -> impl Strategy<Value = Geometry> {
+    (12u32..=30, 2u64..=1 << 20, 1u32..=256).prop_map(|(shift, blocks, slots)| Geometry {
+        block_size: 1 << shift,
+        block_count: blocks,
+        header_blocks: 1,
+        host_slots: slots,
+    })
+}
+
+fn start_with(rec: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; EMPTY_BYTES];
+    p[..rec.len()].copy_from_slice(rec);
+    p
+}
+
+/// Whether the slot table of `g` fits in its header block.
+fn fits(g: &Geometry) -> bool {
+    4096 + u64::from(g.host_slots) * 256 <= g.block_size
+}
+
+/// The CRC field rewritten after an edit, as a buggy or hostile writer would.
+fn reseal(rec: &mut [u8; SUPERBLOCK_SIZE]) {
+    let crc = crc32c(&rec[..SUPERBLOCK_SIZE - 4]);
+    rec[SUPERBLOCK_SIZE - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn superblock_layout_is_the_documented_one() {
+    let g = Geometry {
+        block_size: 128 << 20,
+        block_count: 8192,
+        header_blocks: 1,
+        host_slots: 64,
+    };
+    let b = Superblock::new([0xab; 16], g).encode();
+    assert_eq!(&b[0..8], b"CXLSWPTL");
+    assert_eq!(b[0x08..0x0c], [1, 0, 0, 0]);
+    assert_eq!(b[0x0c..0x10], [0, 1, 0, 0]);
+    assert_eq!(b[0x10..0x18], 1u64.to_le_bytes());
+    assert_eq!(b[0x28..0x30], (128u64 << 20).to_le_bytes());
+    assert_eq!(b[0x30..0x38], 8192u64.to_le_bytes());
+    assert_eq!(b[0x3c..0x40], 64u32.to_le_bytes());
+    assert_eq!(b[0x40..0x48], 4096u64.to_le_bytes());
+    assert!(b[0x50..0xfc].iter().all(|&x| x == 0));
+    assert_eq!(b[0xfc..], crc32c_bitwise(&b[..0xfc]).to_le_bytes());
+}
+
+proptest! {
+    #[test]
+    fn superblock_round_trips(g in geometry(), uuid in any::<[u8; 16]>()) {
+        prop_assume!(fits(&g));
+        let sb = Superblock::new(uuid, g);
+        prop_assert_eq!(Superblock::decode(&sb.encode()), Ok(sb));
+        prop_assert_eq!(boot_state(&start_with(&sb.encode()), &g), BootState::Formatted(sb));
+    }
+
+    #[test]
+    fn every_flipped_bit_of_a_superblock_is_refused(g in geometry(), bit in 0usize..SUPERBLOCK_SIZE * 8) {
+        prop_assume!(fits(&g));
+        let mut b = Superblock::new([3; 16], g).encode();
+        b[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(matches!(boot_state(&start_with(&b), &g), BootState::Refused(_)));
+    }
+
+    #[test]
+    fn any_nonzero_start_that_is_not_a_header_is_refused(
+        at in 0usize..EMPTY_BYTES, byte in 1u8..=255, g in geometry(),
+    ) {
+        let mut p = vec![0u8; EMPTY_BYTES];
+        p[at] = byte;
+        prop_assert!(matches!(boot_state(&p, &g), BootState::Refused(_)));
+    }
+
+    #[test]
+    fn newer_majors_are_refused_older_minors_are_not(major in 2u16.., minor in any::<u16>(), g in geometry()) {
+        prop_assume!(fits(&g));
+        let mut b = Superblock::new([5; 16], g).encode();
+        b[0x08..0x0a].copy_from_slice(&major.to_le_bytes());
+        b[0x0a..0x0c].copy_from_slice(&minor.to_le_bytes());
+        reseal(&mut b);
+        prop_assert_eq!(boot_state(&start_with(&b), &g), BootState::Refused(HeaderError::Newer { major, minor }));
+        b[0x08..0x0a].copy_from_slice(&1u16.to_le_bytes());
+        reseal(&mut b);
+        prop_assert!(matches!(boot_state(&start_with(&b), &g), BootState::Formatted(_)));
+    }
+
+    #[test]
+    fn decoding_never_panics(rec in prop::collection::vec(any::<u8>(), SUPERBLOCK_SIZE)) {
+        let mut b = [0u8; SUPERBLOCK_SIZE];
+        b.copy_from_slice(&rec);
+        let _ = Superblock::decode(&b);
+        reseal(&mut b);
+        b[..8].copy_from_slice(b"CXLSWPTL");
+        reseal(&mut b);
+        let _ = Superblock::decode(&b);
+    }
+}
+
+#[test]
+fn a_header_for_another_device_is_refused() {
+    let g = Geometry {
+        block_size: 128 << 20,
+        block_count: 4,
+        header_blocks: 1,
+        host_slots: 8,
+    };
+    let b = Superblock::new([9; 16], g).encode();
+    for other in [
+        Geometry {
+            block_count: 8,
+            ..g
+        },
+        Geometry {
+            block_size: 256 << 20,
+            ..g
+        },
+        Geometry {
+            header_blocks: 2,
+            ..g
+        },
+    ] {
+        assert!(matches!(
+            boot_state(&start_with(&b), &other),
+            BootState::Refused(HeaderError::Geometry(_))
+        ));
+    }
+    assert!(
+        matches!(
+            boot_state(&b, &g),
+            BootState::Refused(HeaderError::Geometry(_))
+        ),
+        "short read"
+    );
+}
