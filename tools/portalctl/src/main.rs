@@ -9,6 +9,7 @@ mod dot;
 mod gen;
 mod list;
 mod local;
+mod portal;
 mod report;
 
 use std::path::PathBuf;
@@ -62,12 +63,17 @@ enum Command {
     Generate(gen::GenerateArgs),
     /// Time the analysis and one route on a synthetic fabric.
     Bench(gen::BenchArgs),
+    /// Decode and validate a portal's header from a device or a file
+    /// (`show`, `check`); exit status 1 when a host would refuse it.
+    Portal(portal::PortalArgs),
 }
 
 /// How a successful command ended.
 pub(crate) enum Outcome {
     Done,
     NoRoute,
+    /// A portal header a host would refuse (already reported).
+    Refused,
 }
 
 fn main() -> ExitCode {
@@ -85,10 +91,12 @@ fn main() -> ExitCode {
         Command::Fabric(a) => report::run(a, cli.json),
         Command::Generate(a) => gen::run_generate(a).map(|()| Outcome::Done),
         Command::Bench(a) => gen::run_bench(a, cli.json).map(|()| Outcome::Done),
+        Command::Portal(a) => portal::run(a, cli.json),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NoRoute) => ExitCode::from(3),
+        Ok(Outcome::Refused) => ExitCode::from(1),
         Err(e) => {
             eprintln!("portalctl: {e:#}");
             ExitCode::from(1)

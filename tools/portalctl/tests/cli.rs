@@ -306,3 +306,99 @@ fn help_lists_every_command_and_exit_codes() {
     assert!(text.contains("Exit status"));
     assert_eq!(portalctl(&["frobnicate"]).status.code(), Some(2));
 }
+
+// ---- portalctl portal show|check ----
+
+const BLOCK: u64 = 128 << 20;
+
+/// A sparse portal image of `size` bytes starting with `start`.
+fn portal_image(dir: &Path, name: &str, start: &[u8], size: u64) -> PathBuf {
+    use std::io::Write;
+    let p = dir.join(name);
+    let mut f = fs::File::create(&p).unwrap();
+    f.write_all(start).unwrap();
+    f.set_len(size).unwrap();
+    p
+}
+
+#[test]
+fn portal_show_and_check_say_what_a_booting_host_does() {
+    let d = tmpdir("portal");
+    let size = 4 * BLOCK;
+    let rec = portalctl::header::format_record([0x11; 16], BLOCK, size, 64);
+    let empty = portal_image(&d, "empty.img", &[], size);
+    let good = portal_image(&d, "good.img", &rec, size);
+    let mut torn_rec = rec.clone();
+    torn_rec[0x30] ^= 1;
+    let torn = portal_image(&d, "torn.img", &torn_rec, size);
+    let foreign = portal_image(&d, "foreign.img", b"ext4 or whatever", size);
+    let block = BLOCK.to_string();
+
+    let v = json(&portalctl(&[
+        "portal",
+        "check",
+        empty.to_str().unwrap(),
+        "--block-size",
+        &block,
+        "--json",
+    ]));
+    assert_eq!(v["state"], "empty");
+
+    let v = json(&portalctl(&[
+        "portal",
+        "show",
+        good.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(v["state"], "formatted");
+    assert_eq!(v["superblock"]["version"], "1.0");
+    assert_eq!(v["superblock"]["block_count"], 4);
+    assert_eq!(v["superblock"]["host_slots"], 64);
+    assert_eq!(
+        v["superblock"]["uuid"],
+        "11111111-1111-1111-1111-111111111111"
+    );
+    let v = json(&portalctl(&[
+        "portal",
+        "check",
+        good.to_str().unwrap(),
+        "--block-size",
+        &block,
+        "--json",
+    ]));
+    assert_eq!(v["state"], "formatted");
+
+    // The same header on a device of another size is not this device's.
+    let out = portalctl(&[
+        "portal",
+        "check",
+        good.to_str().unwrap(),
+        "--block-size",
+        &block,
+        "--size",
+        &(8 * BLOCK).to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("block count differs"));
+
+    for (img, why) in [(&torn, "checksum mismatch"), (&foreign, "unknown magic")] {
+        let out = portalctl(&[
+            "portal",
+            "check",
+            img.to_str().unwrap(),
+            "--block-size",
+            &block,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", img.display());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("refused") && text.contains(why), "{text}");
+        assert!(
+            text.contains(img.to_str().unwrap()),
+            "names the file: {text}"
+        );
+    }
+
+    let out = portalctl(&["portal", "show", d.join("missing.img").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.img"));
+}
