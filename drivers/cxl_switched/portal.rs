@@ -140,7 +140,7 @@ fn look(dev: &Device, policy: Policy) -> Result<Seen> {
 ///
 /// Fields drop in order: the memory is removed before its group, tier, header and name go.
 pub(crate) struct Portal {
-    memory: Option<DriverManagedMemory>,
+    memory: DriverManagedMemory,
     group: MemoryGroup,
     tier: NodeMemoryType,
     header: Memremap,
@@ -310,7 +310,7 @@ impl Portal {
         );
         Ok(KBox::pin(
             Portal {
-                memory: Some(memory),
+                memory,
                 group,
                 tier,
                 header,
@@ -342,9 +342,6 @@ impl Portal {
             ..
         } = self;
         let region = seen.region.as_str();
-        let Some(memory) = memory else {
-            return;
-        };
         match memory.remove() {
             Ok(()) => dev_info!(dev, "{}: node {} removed\n", region, nid),
             Err((memory, e)) => {
@@ -382,7 +379,7 @@ impl Portal {
             ),
             3 => writeln!(out, "{}", header + online),
             4 => writeln!(out, "{}", header),
-            5 => writeln!(out, "{}", self.memory.as_ref().map_or(0, |m| m.size())),
+            5 => writeln!(out, "{}", self.memory.size()),
             6 => writeln!(out, "{}", self.seen.path.as_str()),
             7 => writeln!(out, "{:#x}", self.seen.serial),
             8 => writeln!(out, "{}", self.tier.adistance()),
