@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-const PAGE: usize = 4096;
+use labtools::{page_fill, touched_pages, PAGE};
 const MPOL_MF_MOVE: libc::c_int = 1 << 1;
 
 /// move_pages(2) on this process; `nodes` None queries where the pages are.
@@ -54,25 +54,7 @@ fn move_and_check(pages: &[*mut libc::c_void], node: i32) -> Result<(), String> 
 }
 
 fn run(node: i32, count: usize) -> Result<(), String> {
-    // SAFETY: A fresh private anonymous mapping; the result is checked.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            count * PAGE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(format!("mmap: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: The mapping is `count * PAGE` bytes, readable and writable, and ours.
-    let mem = unsafe { std::slice::from_raw_parts_mut(addr.cast::<u8>(), count * PAGE) };
-    for (i, page) in mem.chunks_mut(PAGE).enumerate() {
-        page.fill(i as u8 | 1);
-    }
+    let mem = touched_pages(count)?;
     let pages: Vec<*mut libc::c_void> = mem
         .chunks_mut(PAGE)
         .map(|p| p.as_mut_ptr().cast())
@@ -90,7 +72,7 @@ fn run(node: i32, count: usize) -> Result<(), String> {
     move_and_check(&pages, node)?;
     move_and_check(&pages, from)?;
     for (i, page) in mem.chunks(PAGE).enumerate() {
-        if page.iter().any(|&b| b != (i as u8 | 1)) {
+        if page.iter().any(|&b| b != page_fill(i)) {
             return Err(format!("page {i}: contents changed by the moves"));
         }
     }

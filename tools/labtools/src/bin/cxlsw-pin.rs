@@ -8,31 +8,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-const PAGE: usize = 4096;
+use labtools::{touched_pages, PAGE};
 // A pipe holds 16 buffers by default; stay below so that vmsplice never blocks.
 const MAX_PAGES: usize = 15;
 
 fn pin(pages: usize) -> Result<(), String> {
-    let len = pages * PAGE;
-    // SAFETY: A fresh private anonymous mapping; the result is checked.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(format!("mmap: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: The mapping is `len` bytes, readable and writable, and ours.
-    let mem = unsafe { std::slice::from_raw_parts_mut(addr.cast::<u8>(), len) };
-    for (i, page) in mem.chunks_mut(PAGE).enumerate() {
-        page.fill(i as u8 | 1);
-    }
+    let mem = touched_pages(pages)?;
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
