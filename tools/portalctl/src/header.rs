@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-use crate::abi::{self, BootState, Geometry, HeaderError, Superblock};
+use crate::abi::{self, BootState, Geometry, HandoffState, HeaderError, MemberState, Outcome, Superblock};
+use crate::medium::Snapshot;
+use crate::protocol;
 
 /// The superblock fields, as `portal show --json` prints them.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -18,6 +20,64 @@ pub struct SuperblockView {
     pub host_slots: u32,
     pub slot_table_offset: u64,
     pub slot_size: u32,
+    pub handoff_records: u32,
+    pub lease_ms: u32,
+    pub settle_ms: u32,
+    /// Bytes of the header the tables span.
+    pub header_bytes: u64,
+}
+
+/// A host slot with a member entry or a record.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct MemberView {
+    pub slot: u32,
+    /// free, live or fenced (the member table).
+    pub state: String,
+    pub epoch: u32,
+    /// The slot record: free, claiming, member or unreadable.
+    pub slot_state: String,
+    pub host: Option<String>,
+    /// The slot's generation: its heartbeat.
+    pub heartbeat: Option<u64>,
+    pub ticket: Option<u64>,
+    /// A transaction in progress (an intent), if any.
+    pub intent: Option<u64>,
+    /// Data blocks owned in this epoch.
+    pub blocks: u64,
+}
+
+/// A run of data blocks with one owner.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct OwnerRun {
+    pub first: u64,
+    pub count: u64,
+    /// The owner's slot, or None when free.
+    pub slot: Option<u16>,
+    pub epoch: u32,
+    /// The handoff record the blocks are in (index), if any.
+    pub handoff: Option<u16>,
+}
+
+/// A handoff record in use, or that ended.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct HandoffView {
+    pub index: u32,
+    pub id: u64,
+    pub state: String,
+    pub outcome: String,
+    pub source: u16,
+    pub source_epoch: u32,
+    pub target: u16,
+    pub target_epoch: u32,
+    pub extents: Vec<(u32, u32)>,
+}
+
+/// The tables of a formatted portal, when the bytes read cover them.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TablesView {
+    pub members: Vec<MemberView>,
+    pub owners: Vec<OwnerRun>,
+    pub handoffs: Vec<HandoffView>,
 }
 
 /// What a booting host would do with a portal that starts with these bytes.
@@ -26,8 +86,15 @@ pub struct SuperblockView {
 pub enum Inspection {
     /// All zero: a host formats it.
     Empty,
-    /// A valid header: a host joins it.
-    Formatted { superblock: SuperblockView },
+    /// A host is formatting it (or died doing so: a host formats it again
+    /// after a lease).
+    Formatting { superblock: SuperblockView },
+    /// A valid header: a host joins it. `tables` when the bytes read cover
+    /// them.
+    Formatted {
+        superblock: SuperblockView,
+        tables: Option<TablesView>,
+    },
     /// Refused: a host onlines nothing.
     Refused { reason: String },
 }
@@ -43,6 +110,26 @@ pub struct Device {
 
 /// Bytes a host reads to decide.
 pub const START_BYTES: usize = abi::EMPTY_BYTES;
+
+/// The most header bytes worth reading: the tables of the largest portal
+/// version 1 allows fit in this.
+pub const MAX_HEADER_BYTES: usize = 64 << 20;
+
+/// How many bytes of a portal starting with `start` hold its header's
+/// tables (`start.len()` when it has none, or they cannot be told).
+pub fn header_bytes(start: &[u8]) -> usize {
+    let mut rec = [0u8; abi::SUPERBLOCK_SIZE];
+    match start.get(..abi::SUPERBLOCK_SIZE) {
+        Some(r) => rec.copy_from_slice(r),
+        None => return start.len(),
+    }
+    match Superblock::decode(&rec) {
+        Ok(sb) => usize::try_from(sb.header_end())
+            .unwrap_or(MAX_HEADER_BYTES)
+            .clamp(start.len(), MAX_HEADER_BYTES),
+        Err(_) => start.len(),
+    }
+}
 
 fn uuid_text(u: &[u8; 16]) -> String {
     let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
@@ -67,7 +154,97 @@ fn view(sb: &Superblock) -> SuperblockView {
         host_slots: sb.geometry.host_slots,
         slot_table_offset: sb.slot_offset,
         slot_size: sb.slot_size,
+        handoff_records: sb.handoffs,
+        lease_ms: sb.timing.lease_ms,
+        settle_ms: sb.timing.settle_ms,
+        header_bytes: sb.header_end(),
     }
+}
+
+fn tables(bytes: &[u8], sb: &Superblock) -> Result<TablesView, String> {
+    let m = Snapshot(bytes);
+    let err = |e: protocol::Error| match e {
+        protocol::Error::Corrupt(kind, index) => {
+            format!("{} ({kind:?} table record {index})", e.as_str())
+        }
+        _ => e.as_str().to_string(),
+    };
+    protocol::check_tables(&m, sb).map_err(err)?;
+    let mut owners: Vec<OwnerRun> = Vec::new();
+    let mut counts = vec![(0u16, 0u32, 0u64); 0];
+    protocol::for_each_owner(&m, sb, |b, o| {
+        let slot = (!o.is_free()).then_some(o.slot);
+        let handoff = (o.handoff != 0).then(|| o.handoff - 1);
+        match owners.last_mut() {
+            Some(r)
+                if r.slot == slot
+                    && r.epoch == o.epoch
+                    && r.handoff == handoff
+                    && r.first + r.count == b =>
+            {
+                r.count += 1
+            }
+            _ => owners.push(OwnerRun {
+                first: b,
+                count: 1,
+                slot,
+                epoch: o.epoch,
+                handoff,
+            }),
+        }
+        if let Some(s) = slot {
+            match counts.iter_mut().find(|c| c.0 == s && c.1 == o.epoch) {
+                Some(c) => c.2 += 1,
+                None => counts.push((s, o.epoch, 1)),
+            }
+        }
+    })
+    .map_err(err)?;
+    let mut members = Vec::new();
+    protocol::for_each_member(&m, sb, |v| {
+        if v.member.state == MemberState::Free && v.record.is_none() && v.member.epoch == 0 {
+            return;
+        }
+        let r = v.record;
+        members.push(MemberView {
+            slot: v.slot,
+            state: format!("{:?}", v.member.state).to_lowercase(),
+            epoch: v.member.epoch,
+            slot_state: r.map_or("unreadable".into(), |r| format!("{:?}", r.state).to_lowercase()),
+            host: r.map(|r| uuid_text(&r.host)),
+            heartbeat: r.map(|r| r.generation),
+            ticket: r.map(|r| r.ticket),
+            intent: r.and_then(|r| (r.intent != 0).then_some(r.intent)),
+            blocks: counts
+                .iter()
+                .find(|c| u32::from(c.0) == v.slot && c.1 == v.member.epoch)
+                .map_or(0, |c| c.2),
+        });
+    })
+    .map_err(err)?;
+    let mut handoffs = Vec::new();
+    for index in 0..sb.handoffs {
+        let h = protocol::read_handoff(&m, sb, index).map_err(err)?;
+        if h.state == HandoffState::Free && h.outcome == Outcome::None {
+            continue;
+        }
+        handoffs.push(HandoffView {
+            index,
+            id: h.id,
+            state: format!("{:?}", h.state).to_lowercase(),
+            outcome: format!("{:?}", h.outcome).to_lowercase(),
+            source: h.source,
+            source_epoch: h.source_epoch,
+            target: h.target,
+            target_epoch: h.target_epoch,
+            extents: h.extents().iter().map(|e| (e.start, e.count)).collect(),
+        });
+    }
+    Ok(TablesView {
+        members,
+        owners,
+        handoffs,
+    })
 }
 
 fn reason(e: &HeaderError) -> String {
@@ -117,8 +294,21 @@ pub fn inspect(start: &[u8], device: Option<Device>) -> Inspection {
     };
     match abi::boot_state(start, &geometry) {
         BootState::Empty => Inspection::Empty,
-        BootState::Formatted(sb) => Inspection::Formatted {
+        BootState::Formatting(sb) => Inspection::Formatting {
             superblock: view(&sb),
+        },
+        BootState::Formatted(sb) if (start.len() as u64) < sb.header_end() => {
+            Inspection::Formatted {
+                superblock: view(&sb),
+                tables: None,
+            }
+        }
+        BootState::Formatted(sb) => match tables(start, &sb) {
+            Ok(t) => Inspection::Formatted {
+                superblock: view(&sb),
+                tables: Some(t),
+            },
+            Err(reason) => Inspection::Refused { reason },
         },
         BootState::Refused(e) => Inspection::Refused { reason: reason(&e) },
     }
@@ -128,7 +318,7 @@ pub fn inspect(start: &[u8], device: Option<Device>) -> Inspection {
 /// of `block_size`, as a host formats it (for tests and for seeding lab
 /// portals).
 pub fn format_record(uuid: [u8; 16], block_size: u64, size: u64, host_slots: u32) -> Vec<u8> {
-    let sb = Superblock::new(
+    let mut sb = Superblock::new(
         uuid,
         Geometry {
             block_size,
@@ -136,6 +326,12 @@ pub fn format_record(uuid: [u8; 16], block_size: u64, size: u64, host_slots: u32
             header_blocks: crate::layout::HEADER_BLOCKS as u32,
             host_slots,
         },
+        16,
+        abi::Timing {
+            lease_ms: 5000,
+            settle_ms: 100,
+        },
     );
+    sb.state = abi::SB_READY;
     sb.encode().to_vec()
 }

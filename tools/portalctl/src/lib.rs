@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod fabric;
 pub mod header;
 pub mod inventory;
+pub mod medium;
 pub mod pagetypeinfo;
 pub mod route;
 pub mod synth;
@@ -19,6 +20,10 @@ mod crc32c;
 #[cfg_attr(not(test), allow(dead_code))]
 #[path = "../../../drivers/cxl_switched/layout.rs"]
 mod layout;
+#[path = "../../../drivers/cxl_switched/protocol.rs"]
+mod protocol;
 
+#[cfg(test)]
+mod protocol_tests;
 #[cfg(test)]
 mod shared_tests;

@@ -98,7 +98,8 @@ fn layout_errors_explain_themselves() {
 // ---- the portal header (abi.rs) ----
 
 use crate::abi::{
-    boot_state, BootState, Geometry, HeaderError, Superblock, EMPTY_BYTES, SUPERBLOCK_SIZE,
+    boot_state, BootState, Geometry, HeaderError, Superblock, Timing, EMPTY_BYTES, SB_READY,
+    SUPERBLOCK_SIZE,
 };
 
 fn geometry() -> impl Strategy<Value = Geometry> {
@@ -116,12 +117,23 @@ fn start_with(rec: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Whether the slot table of `g` fits in its header block.
+/// Whether the tables of `g` fit in its header block.
 fn fits(g: &Geometry) -> bool {
-    4096 + u64::from(g.host_slots) * 256 <= g.block_size
+    ready([0; 16], *g).header_end() <= g.block_size
 }
 
 /// The CRC field rewritten after an edit, as a buggy or hostile writer would.
+/// A formatted (ready) superblock, as hosts find it after a format.
+fn ready(uuid: [u8; 16], g: Geometry) -> Superblock {
+    let timing = Timing {
+        lease_ms: 5000,
+        settle_ms: 100,
+    };
+    let mut sb = Superblock::new(uuid, g, 16, timing);
+    sb.state = SB_READY;
+    sb
+}
+
 fn reseal(rec: &mut [u8; SUPERBLOCK_SIZE]) {
     let crc = crc32c(&rec[..SUPERBLOCK_SIZE - 4]);
     rec[SUPERBLOCK_SIZE - 4..].copy_from_slice(&crc.to_le_bytes());
@@ -135,7 +147,7 @@ fn superblock_layout_is_the_documented_one() {
         header_blocks: 1,
         host_slots: 64,
     };
-    let b = Superblock::new([0xab; 16], g).encode();
+    let b = ready([0xab; 16], g).encode();
     assert_eq!(&b[0..8], b"CXLSWPTL");
     assert_eq!(b[0x08..0x0c], [1, 0, 0, 0]);
     assert_eq!(b[0x0c..0x10], [0, 1, 0, 0]);
@@ -144,7 +156,18 @@ fn superblock_layout_is_the_documented_one() {
     assert_eq!(b[0x30..0x38], 8192u64.to_le_bytes());
     assert_eq!(b[0x3c..0x40], 64u32.to_le_bytes());
     assert_eq!(b[0x40..0x48], 4096u64.to_le_bytes());
-    assert!(b[0x50..0xfc].iter().all(|&x| x == 0));
+    // Tables at 4 KiB boundaries: 64 slots of 512 bytes end at 36 KiB; the
+    // member table (3 records of two copies) at 36 KiB; the owner table
+    // (8191 blocks: 316 records) at 40 KiB; 16 handoff records after it.
+    assert_eq!(b[0x48..0x4c], 512u32.to_le_bytes());
+    assert_eq!(b[0x50..0x58], (36u64 << 10).to_le_bytes());
+    assert_eq!(b[0x58..0x60], (40u64 << 10).to_le_bytes());
+    assert_eq!(b[0x60..0x68], ((40u64 << 10) + 316 * 512).next_multiple_of(4096).to_le_bytes());
+    assert_eq!(b[0x68..0x6c], 16u32.to_le_bytes());
+    assert_eq!(b[0x6c..0x70], 5000u32.to_le_bytes());
+    assert_eq!(b[0x70..0x74], 100u32.to_le_bytes());
+    assert_eq!(b[0x74..0x78], 2u32.to_le_bytes());
+    assert!(b[0x78..0xfc].iter().all(|&x| x == 0));
     assert_eq!(b[0xfc..], crc32c_bitwise(&b[..0xfc]).to_le_bytes());
 }
 
@@ -152,7 +175,7 @@ proptest! {
     #[test]
     fn superblock_round_trips(g in geometry(), uuid in any::<[u8; 16]>()) {
         prop_assume!(fits(&g));
-        let sb = Superblock::new(uuid, g);
+        let sb = ready(uuid, g);
         prop_assert_eq!(Superblock::decode(&sb.encode()), Ok(sb));
         prop_assert_eq!(boot_state(&start_with(&sb.encode()), &g), BootState::Formatted(sb));
     }
@@ -160,7 +183,7 @@ proptest! {
     #[test]
     fn every_flipped_bit_of_a_superblock_is_refused(g in geometry(), bit in 0usize..SUPERBLOCK_SIZE * 8) {
         prop_assume!(fits(&g));
-        let mut b = Superblock::new([3; 16], g).encode();
+        let mut b = ready([3; 16], g).encode();
         b[bit / 8] ^= 1 << (bit % 8);
         prop_assert!(matches!(boot_state(&start_with(&b), &g), BootState::Refused(_)));
     }
@@ -177,7 +200,7 @@ proptest! {
     #[test]
     fn newer_majors_are_refused_older_minors_are_not(major in 2u16.., minor in any::<u16>(), g in geometry()) {
         prop_assume!(fits(&g));
-        let mut b = Superblock::new([5; 16], g).encode();
+        let mut b = ready([5; 16], g).encode();
         b[0x08..0x0a].copy_from_slice(&major.to_le_bytes());
         b[0x0a..0x0c].copy_from_slice(&minor.to_le_bytes());
         reseal(&mut b);
@@ -207,7 +230,7 @@ fn a_header_for_another_device_is_refused() {
         header_blocks: 1,
         host_slots: 8,
     };
-    let b = Superblock::new([9; 16], g).encode();
+    let b = ready([9; 16], g).encode();
     for other in [
         Geometry {
             block_count: 8,

@@ -1,0 +1,413 @@
+//! Userspace tests of the shared protocol: several simulated hosts on one
+//! memory, with a clock the test drives, and crashes injected at every
+//! write of every operation.
+
+use crate::abi::{
+    Extent, Geometry, HandoffState, MemberState, Outcome, SlotState, Timing, MAX_EXTENTS,
+};
+use crate::medium::{SharedMem, SimHost};
+use crate::protocol::{self, Error, Host, Opened};
+
+const GEO: Geometry = Geometry {
+    block_size: 64 << 10,
+    block_count: 41,
+    header_blocks: 1,
+    host_slots: 4,
+};
+const TIMING: Timing = Timing {
+    lease_ms: 1000,
+    settle_ms: 10,
+};
+const HANDOFFS: u32 = 4;
+
+fn mem() -> SharedMem {
+    SharedMem::new(GEO.block_size as usize)
+}
+
+fn uuid(n: u8) -> [u8; 16] {
+    let mut u = [n; 16];
+    u[0] = n.wrapping_mul(37);
+    u
+}
+
+fn open(m: &SimHost<'_>, n: u8) -> Result<Opened, Error> {
+    protocol::open(m, &GEO, uuid(100 + n), HANDOFFS, TIMING)
+}
+
+fn join(m: &SimHost<'_>, n: u8) -> Host {
+    let sb = *open(m, n).expect("open").superblock();
+    Host::join(m, sb, uuid(n)).expect("join")
+}
+
+fn owned(h: &Host, m: &SimHost<'_>) -> Vec<u64> {
+    let mut v = Vec::new();
+    h.owned(m, |b, _| v.push(b)).unwrap();
+    v
+}
+
+/// Lets time pass while the `live` hosts keep their leases, until every
+/// other member has been reaped (or `ms` passed).
+fn pass(mem: &SharedMem, live: &mut [(&mut Host, &SimHost<'_>)], ms: u64) {
+    let step = u64::from(TIMING.lease_ms / 5);
+    let mut t = 0;
+    while t < ms {
+        mem.advance(step);
+        t += step;
+        for (h, m) in live.iter_mut() {
+            h.heartbeat(*m).expect("heartbeat");
+        }
+    }
+}
+
+/// The invariants, read from the tables: every block is free or owned by a
+/// live member; a block in a handoff is in a record in use that lists it;
+/// every record in use is between live members; the tables check.
+fn check(m: &SimHost<'_>) -> Vec<(u64, u16)> {
+    let sb = protocol::read_superblock(m).unwrap();
+    protocol::check_tables(m, &sb).unwrap();
+    let mut live = Vec::new();
+    protocol::for_each_member(m, &sb, |v| {
+        if v.member.state == MemberState::Live {
+            live.push((v.slot as u16, v.member.epoch));
+        }
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    protocol::for_each_owner(m, &sb, |b, o| {
+        if !o.is_free() {
+            assert!(live.contains(&(o.slot, o.epoch)), "block {b} owned by gone host {o:?}");
+            out.push((b, o.slot));
+        }
+        if o.handoff != 0 {
+            let h = protocol::read_handoff(m, &sb, u32::from(o.handoff - 1)).unwrap();
+            assert_ne!(h.state, HandoffState::Free, "block {b} in a free handoff record");
+            assert!(h.extents().iter().any(|e| b >= u64::from(e.start) && b < u64::from(e.start + e.count)));
+        }
+    })
+    .unwrap();
+    for i in 0..sb.handoffs {
+        let h = protocol::read_handoff(m, &sb, i).unwrap();
+        if h.state != HandoffState::Free {
+            assert!(live.contains(&(h.source, h.source_epoch)), "handoff {i} from a gone host");
+            assert!(live.contains(&(h.target, h.target_epoch)), "handoff {i} to a gone host");
+        }
+    }
+    out
+}
+
+#[test]
+fn format_once_then_join() {
+    let mem = mem();
+    let (a, b) = (mem.host(), mem.host());
+    let first = open(&a, 1).unwrap();
+    assert!(matches!(first, Opened::Formatted(_)));
+    let second = open(&b, 2).unwrap();
+    assert_eq!(second, Opened::Joinable(*first.superblock()));
+    assert_eq!(first.superblock().uuid, uuid(101));
+    check(&a);
+}
+
+#[test]
+fn hosts_claim_disjoint_blocks_and_return_them() {
+    let mem = mem();
+    let (ma, mb, mc) = (mem.host(), mem.host(), mem.host());
+    let (mut a, mut b, mut c) = (join(&ma, 1), join(&mb, 2), join(&mc, 3));
+    assert_ne!(a.slot(), b.slot());
+    assert_ne!(b.slot(), c.slot());
+    assert_eq!(a.claim(&ma, 15).unwrap(), 15);
+    assert_eq!(b.claim(&mb, 15).unwrap(), 15);
+    // Only ten are left.
+    assert_eq!(c.claim(&mc, 15).unwrap(), 10);
+    let (oa, ob, oc) = (owned(&a, &ma), owned(&b, &mb), owned(&c, &mc));
+    assert_eq!(oa.len() + ob.len() + oc.len(), 40);
+    assert!(oa.iter().all(|x| !ob.contains(x) && !oc.contains(x)));
+    assert!(ob.iter().all(|x| !oc.contains(x)));
+    assert_eq!(check(&ma).len(), 40);
+    assert_eq!(a.give_back(&ma, |blk| blk % 2 == 0).unwrap(), 8);
+    assert_eq!(check(&ma).len(), 32);
+    a.leave(&ma).unwrap();
+    assert_eq!(check(&mb).len(), 25);
+    // The slot is free again: a new host gets it with the next epoch.
+    let d = join(&mem.host(), 1);
+    assert_eq!(d.epoch(), 2);
+}
+
+#[test]
+fn an_expired_host_is_fenced_then_reaped_and_stops() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    a.claim(&ma, 5).unwrap();
+    b.claim(&mb, 5).unwrap();
+    // Half a lease of silence: nothing happens.
+    pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms / 2));
+    assert_eq!(owned(&b, &mb).len(), 5);
+    pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms) * 2);
+    assert_eq!(owned(&b, &mb).len(), 10, "b reaps a's blocks after the lease");
+    // a comes back: it finds its lease gone and stops.
+    assert_eq!(a.renew(&ma), Err(Error::Expired));
+    assert_eq!(a.claim(&ma, 1).unwrap_err(), Error::Expired);
+    let sb = protocol::read_superblock(&mb).unwrap();
+    assert_eq!(protocol::read_member(&mb, &sb, a.slot()).unwrap().state, MemberState::Fenced);
+    // It rejoins with a new epoch (maybe in its old slot) and owns nothing.
+    let a2 = join(&ma, 1);
+    assert!(a2.epoch() > a.epoch() || a2.slot() != a.slot());
+    assert!(owned(&a2, &ma).is_empty());
+    check(&mb);
+}
+
+#[test]
+fn a_host_that_renews_in_time_is_never_reaped() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    a.claim(&ma, 3).unwrap();
+    pass(&mem, &mut [(&mut a, &ma), (&mut b, &mb)], u64::from(TIMING.lease_ms) * 5);
+    assert_eq!(owned(&a, &ma).len(), 3);
+    assert!(owned(&b, &mb).is_empty());
+}
+
+#[test]
+fn handoff_offer_accept_release() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    a.claim(&ma, 6).unwrap();
+    let ext = [Extent { start: 1, count: 2 }, Extent { start: 4, count: 1 }];
+    let (i, id) = a.offer(&ma, b.slot(), &ext).unwrap();
+    // Offered: still a's, marked in the handoff.
+    let mut lent = Vec::new();
+    a.owned(&ma, |blk, h| if h { lent.push(blk) }).unwrap();
+    assert_eq!(lent, vec![1, 2, 4]);
+    // Only the target accepts; only the source releases; an accepted offer
+    // cannot be cancelled.
+    assert!(matches!(a.accept(&ma, i, id), Err(Error::Invalid(_))));
+    assert!(matches!(b.release(&mb, i, id), Err(Error::Invalid(_))));
+    b.accept(&mb, i, id).unwrap();
+    assert_eq!(owned(&b, &mb), vec![1, 2, 4]);
+    assert!(matches!(a.cancel(&ma, i, id), Err(Error::Invalid(_))));
+    a.release(&ma, i, id).unwrap();
+    let sb = *a.superblock();
+    let h = protocol::read_handoff(&ma, &sb, i).unwrap();
+    assert_eq!((h.state, h.outcome), (HandoffState::Free, Outcome::Released));
+    let mut lent = 0;
+    b.owned(&mb, |_, h| lent += usize::from(h)).unwrap();
+    assert_eq!(lent, 0);
+    assert_eq!(owned(&a, &ma), vec![0, 3, 5]);
+    check(&ma);
+}
+
+#[test]
+fn handoff_cancel_and_bad_requests() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    a.claim(&ma, 4).unwrap();
+    b.claim(&mb, 4).unwrap();
+    let theirs = Extent { start: 5, count: 1 };
+    assert!(matches!(a.offer(&ma, b.slot(), &[theirs]), Err(Error::Invalid(_))));
+    assert!(matches!(a.offer(&ma, a.slot(), &[Extent { start: 0, count: 1 }]), Err(Error::Invalid(_))));
+    let overlap = [Extent { start: 0, count: 2 }, Extent { start: 1, count: 1 }];
+    assert!(matches!(a.offer(&ma, b.slot(), &overlap), Err(Error::Invalid(_))));
+    let too_many = [Extent { start: 0, count: 1 }; MAX_EXTENTS + 1];
+    assert!(matches!(a.offer(&ma, b.slot(), &too_many), Err(Error::Invalid(_))));
+    assert!(matches!(a.offer(&ma, b.slot(), &[Extent { start: 40, count: 1 }]), Err(Error::Invalid(_))));
+    assert!(matches!(a.offer(&ma, 3, &[Extent { start: 0, count: 1 }]), Err(Error::Invalid(_))));
+    let (i, id) = a.offer(&ma, b.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+    // Blocks in a handoff are not offered twice, nor returned.
+    assert!(matches!(a.offer(&ma, b.slot(), &[Extent { start: 1, count: 1 }]), Err(Error::Invalid(_))));
+    assert_eq!(a.give_back(&ma, |_| true).unwrap(), 2);
+    assert!(matches!(b.accept(&mb, i, id + 1), Err(Error::Invalid(_))));
+    b.cancel(&mb, i, id).unwrap();
+    assert_eq!(owned(&a, &ma), vec![0, 1]);
+    check(&ma);
+}
+
+/// What one test case runs on host `x` (the one that dies).
+type Step = fn(&mut Host, &SimHost<'_>, &mut Host, &SimHost<'_>) -> Result<(), Error>;
+
+/// Runs `setup`, then `step` on host x with a death at its n-th write, for
+/// every n until the step completes; after each death the survivor reaps x
+/// once its lease expired, and the invariants must hold.
+fn crash_everywhere(step: Step, reaped: bool) {
+    for n in 1.. {
+        let mem = mem();
+        let (mx, my) = (mem.host(), mem.host());
+        let (mut x, mut y) = (join(&mx, 1), join(&my, 2));
+        x.claim(&mx, 5).unwrap();
+        y.claim(&my, 5).unwrap();
+        // A pending offer each way, for the handoff steps.
+        let to_x = y.offer(&my, x.slot(), &[Extent { start: 5, count: 2 }]).unwrap();
+        let to_y = x.offer(&mx, y.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+        let _ = (to_x, to_y);
+        let before = mx.writes();
+        mx.die_after(n);
+        let r = step(&mut x, &mx, &mut y, &my);
+        if r.is_ok() && mx.writes() - before < n {
+            // Completed with fewer writes than the budget: every point was covered.
+            assert!(n > 1);
+            return;
+        }
+        // x is dead: y (which kept its lease) reaps it after the lease.
+        pass(&mem, &mut [(&mut y, &my)], u64::from(TIMING.lease_ms) * 3);
+        let owners = check(&my);
+        // Nothing lost: every block is y's or free, and y got x's.
+        let sb = *y.superblock();
+        protocol::for_each_owner(&my, &sb, |b, o| {
+            assert!(o.is_free() || o.slot == y.slot() as u16, "n={n}: block {b} {o:?}");
+            assert_eq!(o.handoff, 0, "n={n}: block {b} still in a handoff");
+        })
+        .unwrap();
+        // x's blocks went to y (unless x was leaving: then they are free).
+        if reaped {
+            assert!(owners.len() >= 8, "n={n}: y owns {} blocks", owners.len());
+        }
+        // y can go on: lock, claim, offer.
+        y.claim(&my, 1).unwrap();
+        assert!(n < 200, "the step never completes");
+    }
+}
+
+#[test]
+fn crash_during_claim() {
+    crash_everywhere(|x, m, _, _| x.claim(m, 3).map(|_| ()), false);
+}
+
+#[test]
+fn crash_during_return() {
+    crash_everywhere(|x, m, _, _| x.give_back(m, |b| b == 2 || b == 3).map(|_| ()), false);
+}
+
+#[test]
+fn crash_during_offer() {
+    crash_everywhere(
+        |x, m, y, _| x.offer(m, y.slot(), &[Extent { start: 2, count: 2 }]).map(|_| ()),
+        true,
+    );
+}
+
+#[test]
+fn crash_during_accept() {
+    crash_everywhere(
+        |x, m, _, _| {
+            let sb = *x.superblock();
+            let i = (0..sb.handoffs)
+                .find(|&i| {
+                    let h = protocol::read_handoff(m, &sb, i).unwrap();
+                    h.state == HandoffState::Offered && u32::from(h.target) == x.slot()
+                })
+                .unwrap();
+            let id = protocol::read_handoff(m, &sb, i)?.id;
+            x.accept(m, i, id)
+        },
+        true,
+    );
+}
+
+#[test]
+fn crash_during_release() {
+    // y accepts x's offer first; x dies releasing it: y keeps the blocks.
+    for n in 1..100 {
+        let mem = mem();
+        let (mx, my) = (mem.host(), mem.host());
+        let (mut x, mut y) = (join(&mx, 1), join(&my, 2));
+        x.claim(&mx, 5).unwrap();
+        let (i, id) = x.offer(&mx, y.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+        y.accept(&my, i, id).unwrap();
+        let before = mx.writes();
+        mx.die_after(n);
+        let r = x.release(&mx, i, id);
+        let done = r.is_ok() && mx.writes() - before < n;
+        pass(&mem, &mut [(&mut y, &my)], u64::from(TIMING.lease_ms) * 3);
+        check(&my);
+        // Released or reaped, x's blocks are all y's in the end.
+        assert_eq!(owned(&y, &my).len(), 5, "n={n}");
+        let h = protocol::read_handoff(&my, &protocol::read_superblock(&my).unwrap(), i).unwrap();
+        assert_eq!((h.state, h.outcome), (HandoffState::Free, Outcome::Released), "n={n}");
+        if done {
+            return;
+        }
+    }
+    panic!("release never completes");
+}
+
+#[test]
+fn crash_during_join_and_leave() {
+    crash_everywhere(
+        |x, m, _, _| {
+            let sb = *x.superblock();
+            // A second membership of the same process, in another slot.
+            let z = Host::join(m, sb, uuid(9))?;
+            z.leave(m)
+        },
+        false,
+    );
+    crash_everywhere(
+        |x, m, _, _| {
+            let sb = *x.superblock();
+            let h = std::mem::replace(x, Host::join(m, sb, uuid(8))?);
+            h.leave(m)
+        },
+        false,
+    );
+}
+
+#[test]
+fn target_dies_after_accepting_source_gets_blocks_back() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    a.claim(&ma, 4).unwrap();
+    let (i, id) = a.offer(&ma, b.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+    b.accept(&mb, i, id).unwrap();
+    // b dies: a, which still holds the pages, gets the blocks back.
+    pass(&mem, &mut [(&mut a, &ma)], u64::from(TIMING.lease_ms) * 3);
+    let h = protocol::read_handoff(&ma, a.superblock(), i).unwrap();
+    assert_eq!((h.state, h.outcome), (HandoffState::Free, Outcome::RolledBack));
+    assert_eq!(owned(&a, &ma), vec![0, 1, 2, 3]);
+    check(&ma);
+}
+
+#[test]
+fn a_torn_slot_or_table_copy_falls_back_to_the_other() {
+    let mem = mem();
+    let ma = mem.host();
+    let mut a = join(&ma, 1);
+    a.claim(&ma, 2).unwrap();
+    let sb = *a.superblock();
+    // Tear the current copy of the first owner record: the older copy (all
+    // free) is read, until a's next write.
+    let (_, next) = protocol::read_table(&ma, &sb, crate::abi::Kind::Owners, 0).unwrap();
+    let cur = sb.record_offset(crate::abi::Kind::Owners, 0, 1 - next) as usize;
+    mem.bytes_mut()[cur + 40] ^= 1;
+    assert!(owned(&a, &ma).is_empty());
+    // Tear both: the table is corrupt and every locked step says so.
+    let other = sb.record_offset(crate::abi::Kind::Owners, 0, next) as usize;
+    mem.bytes_mut()[other + 40] ^= 1;
+    assert_eq!(a.claim(&ma, 1), Err(Error::Corrupt(crate::abi::Kind::Owners, 0)));
+    assert!(protocol::check_tables(&ma, &sb).is_err());
+    // A torn slot copy: the other copy stands.
+    let slot = sb.slot_offset(a.slot()) as usize;
+    let before = protocol::read_slot(&ma, &sb, a.slot()).unwrap().0.unwrap();
+    mem.bytes_mut()[slot + 8] ^= 0xff;
+    mem.bytes_mut()[slot + 256 + 8] ^= 0;
+    let after = protocol::read_slot(&ma, &sb, a.slot()).unwrap().0.unwrap();
+    assert_eq!(after.state, SlotState::Member);
+    assert!(after.generation + 1 >= before.generation);
+}
+
+#[test]
+fn a_stale_format_is_redone_and_a_corrupt_superblock_refused() {
+    let mem = mem();
+    let ma = mem.host();
+    // A formatter died after its claim: the superblock says formatting.
+    ma.die_after(2);
+    assert!(open(&ma, 1).is_err());
+    let mb = mem.host();
+    match open(&mb, 2).unwrap() {
+        Opened::Formatted(sb) => assert_eq!(sb.uuid, uuid(102)),
+        o => panic!("{o:?}"),
+    }
+    mem.bytes_mut()[0x30] ^= 1;
+    assert!(matches!(open(&mem.host(), 3), Err(Error::Header(crate::abi::HeaderError::Corrupt { .. }))));
+}
