@@ -17,7 +17,7 @@
 //! | 0x28   | 8    | block size in bytes: a power of two, at least 4096             |
 //! | 0x30   | 8    | block count: the whole device, header blocks included          |
 //! | 0x38   | 4    | header blocks: blocks at the start never onlined (1)           |
-//! | 0x3c   | 4    | host slots (1..=256)                                           |
+//! | 0x3c   | 4    | host slots (1..=64)                                           |
 //! | 0x40   | 8    | device offset of the host slot table (4096)                    |
 //! | 0x48   | 4    | host slot size in bytes (512: two records)                                  |
 //! | 0x4c   | 4    | flags (0; a reader refuses unknown flags of its major version) |
@@ -57,7 +57,7 @@ pub(crate) const SLOT_TABLE_OFFSET: u64 = 4096;
 /// The size of a host slot: two copies of a slot record.
 pub(crate) const SLOT_SIZE: u32 = 512;
 /// The most host slots a portal has.
-pub(crate) const MAX_HOST_SLOTS: u32 = 256;
+pub(crate) const MAX_HOST_SLOTS: u32 = 64;
 /// The most handoff records a portal has.
 pub(crate) const MAX_HANDOFFS: u32 = 64;
 /// Entries of 8 bytes in a table record's payload.
@@ -66,6 +66,9 @@ pub(crate) const ENTRIES_PER_RECORD: usize = 26;
 pub(crate) const MAX_EXTENTS: usize = 8;
 /// "No host" in an owner entry.
 pub(crate) const NO_SLOT: u16 = 0xffff;
+/// In an owner entry: a block its last owner could not stop using (its memory could not be
+/// offlined); nobody may claim it until the portal is formatted again.
+pub(crate) const QUARANTINED: u16 = 0xfffe;
 
 /// Superblock state: a host is formatting the portal.
 pub(crate) const SB_FORMATTING: u32 = 1;
@@ -320,7 +323,7 @@ impl Superblock {
             ));
         }
         if g.host_slots == 0 || g.host_slots > MAX_HOST_SLOTS {
-            return Err(HeaderError::Geometry("host slots are not 1..=256"));
+            return Err(HeaderError::Geometry("host slots are not 1..=64"));
         }
         if self.slot_offset != SLOT_TABLE_OFFSET || self.slot_size != SLOT_SIZE {
             return Err(HeaderError::Geometry(
@@ -453,7 +456,7 @@ pub(crate) fn boot_state(start: &[u8], device: &Geometry) -> BootState {
         Ok(sb) if sb.geometry.header_blocks != device.header_blocks => BootState::Refused(
             HeaderError::Geometry("header blocks differ from this driver's"),
         ),
-        Ok(sb) if head[SUPERBLOCK_SIZE..].iter().any(|&b| b != 0) => BootState::Refused(
+        Ok(_) if head[SUPERBLOCK_SIZE..].iter().any(|&b| b != 0) => BootState::Refused(
             HeaderError::Geometry("bytes after the superblock in its page are not zero"),
         ),
         Ok(sb) if sb.state == SB_FORMATTING => BootState::Formatting(sb),
@@ -740,7 +743,8 @@ impl Member {
     }
 }
 
-/// An entry of the owner table: per data block, who owns it. Bytes: slot (u16, `0xffff`: free),
+/// An entry of the owner table: per data block, who owns it. Bytes: slot (u16, `0xffff`: free,
+/// `0xfffe`: quarantined),
 /// handoff (u16, 0: none, else the index + 1 of the handoff record the block is in), epoch (u32)
 /// of the owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -927,6 +931,16 @@ mod tests {
         header_blocks: 1,
         host_slots: 64,
     };
+    const TIMING: Timing = Timing {
+        lease_ms: 5000,
+        settle_ms: 100,
+    };
+
+    fn ready(uuid: [u8; 16]) -> Superblock {
+        let mut sb = Superblock::new(uuid, GEO, 16, TIMING);
+        sb.state = SB_READY;
+        sb
+    }
 
     // Pages live on the heap: three of them would crowd a kernel stack.
     fn page_with(rec: &[u8]) -> Result<KVec<u8>> {
@@ -937,7 +951,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_known_layout() -> Result {
-        let sb = Superblock::new([7; 16], GEO);
+        let sb = ready([7; 16]);
         let b = sb.encode();
         assert_eq!(&b[..8], b"CXLSWPTL");
         assert_eq!(b[0x08], 1);
@@ -961,14 +975,14 @@ mod tests {
 
     #[test]
     fn flipped_byte_newer_major_and_other_device_are_refused() -> Result {
-        let b = Superblock::new([1; 16], GEO).encode();
+        let b = ready([1; 16]).encode();
         let mut torn = b;
         torn[0x30] ^= 0x40;
         assert!(matches!(
             boot_state(&page_with(&torn)?, &GEO),
             BootState::Refused(HeaderError::Corrupt { .. })
         ));
-        let mut newer = Superblock::new([1; 16], GEO);
+        let mut newer = ready([1; 16]);
         newer.major = 2;
         assert_eq!(
             boot_state(&page_with(&newer.encode())?, &GEO),

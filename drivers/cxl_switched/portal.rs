@@ -3,10 +3,13 @@
 //! A portal: the dax device of a switched CXL RAM region, onlined as a typed node of its own.
 //!
 //! Probe decides whether the region is switched, checks that its node and range can hold a
-//! portal, claims and maps the header block and hot-adds the rest into `ZONE_MOVABLE` as
-//! "System RAM (cxl_switched)", with the node typed "Switched" and in a memory tier of its own.
-//! Remove undoes it, unless pages are in use on the node: then nothing is removed and the memory
-//! stays online, typed, as it is (see [`Portal::remove`]).
+//! portal, claims and maps the header block, and runs the boot check on the header: it formats
+//! an empty portal, joins a valid one and refuses anything else. A member claims its share of
+//! free blocks and hot-adds only the blocks it owns into `ZONE_MOVABLE` as "System RAM
+//! (cxl_switched)", with the node typed "Switched" and in a memory tier of its own (see
+//! [`crate::membership`]). Remove undoes it, unless pages are in use on the node: then the
+//! blocks that could not be removed stay online, typed, as they are, and quarantined in the
+//! header (see [`Portal::remove`]).
 
 use core::fmt::Write;
 
@@ -14,17 +17,22 @@ use kernel::{
     cxl::RegionEndpoint,
     dax::{DevDax, SysfsWriter},
     device::Device,
-    memory_hotplug::{memory_block_size, DriverManagedMemory, MemoryGroup, OnlineType},
+    memory_hotplug::{memory_block_size, MemoryGroup},
     memory_tiers::{platform_adistance, MemoryType, NodeMemoryType},
     memremap::Memremap,
     node::{self, MemoryTypeName},
     prelude::*,
+    random,
+    sync::Arc,
     time::{Instant, Monotonic},
 };
 
 use crate::{
+    abi::{Geometry, HeaderError, Timing},
     classify::{classify, portal_adistance, Decision, Policy},
-    layout::PortalLayout,
+    layout::{PortalLayout, HEADER_BLOCKS},
+    membership::{self, HeaderMedium, Membership},
+    protocol::{self, Error as ProtoError, Host, Opened},
 };
 
 /// The name of a portal node's memory type.
@@ -42,7 +50,59 @@ pub(crate) const ATTRIBUTES: &[&CStr] = &[
     c"serial",
     c"adistance",
     c"online_us",
+    c"portal_uuid",
+    c"host_slot",
+    c"epoch",
+    c"lease_ms",
+    c"owned_blocks",
+    c"members",
+    c"owners",
 ];
+
+/// Handoff records a portal formatted by this driver has.
+const HANDOFF_RECORDS: u32 = 16;
+
+/// What the administrator asked for, through the module parameters.
+#[derive(Clone, Copy)]
+pub(crate) struct Params {
+    pub(crate) policy: Policy,
+    /// Per cent of the portal's data blocks this host claims at probe.
+    pub(crate) claim_pct: u32,
+    /// Host slots and lease of a portal this host formats.
+    pub(crate) host_slots: u32,
+    pub(crate) lease_ms: u32,
+    /// The serial number of a portal whose refused header may be formatted over (0: none).
+    pub(crate) reformat: u64,
+}
+
+/// A UUID as text.
+struct Uuid<'a>(&'a [u8; 16]);
+
+impl kernel::fmt::Display for Uuid<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl core::fmt::Display for Uuid<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The errno for a header the boot check refuses.
+fn header_errno(e: &HeaderError) -> Error {
+    match e {
+        HeaderError::Newer { .. } => EPROTONOSUPPORT,
+        _ => EUCLEAN,
+    }
+}
 
 /// What happens to a portal whose memory could not be removed.
 const STAYS_ONLINE: &str =
@@ -54,6 +114,9 @@ struct Onlined<'a> {
     mib: u64,
     adistance: i32,
     header: &'a core::ops::Range<u64>,
+    blocks: u64,
+    slot: u32,
+    epoch: u32,
 }
 
 impl kernel::fmt::Display for Onlined<'_> {
@@ -62,6 +125,11 @@ impl kernel::fmt::Display for Onlined<'_> {
             f,
             "node {} is a Switched node of {} MiB in ZONE_MOVABLE, adistance {}; ",
             self.nid, self.mib, self.adistance
+        )?;
+        write!(
+            f,
+            "member in slot {} epoch {}, {} block(s) owned; ",
+            self.slot, self.epoch, self.blocks
         )?;
         write!(
             f,
@@ -76,20 +144,21 @@ impl kernel::fmt::Display for Onlined<'_> {
 const PATH_MAX: usize = 128;
 
 /// A bounded text buffer for names and paths.
+#[derive(Clone, Copy)]
 pub(crate) struct Text {
     bytes: [u8; PATH_MAX],
     len: usize,
 }
 
 impl Text {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             bytes: [0; PATH_MAX],
             len: 0,
         }
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
     }
 }
@@ -138,12 +207,10 @@ fn look(dev: &Device, policy: Policy) -> Result<Seen> {
 
 /// A bound portal.
 ///
-/// Fields drop in order: the memory is removed before its group, tier, header and name go.
+/// Fields drop in order: the membership (blocks, group, header) goes before the tier and name.
 pub(crate) struct Portal {
-    memory: DriverManagedMemory,
-    group: MemoryGroup,
+    membership: Arc<Membership>,
     tier: NodeMemoryType,
-    header: Memremap,
     type_name: MemoryTypeName,
     nid: i32,
     layout: PortalLayout,
@@ -158,8 +225,9 @@ impl Portal {
     }
 
     /// Binds `dax` if it is the dax device of a switched region, or declines with [`ENODEV`].
-    pub(crate) fn probe(dax: &DevDax, policy: Policy) -> Result<Pin<KBox<Self>>> {
+    pub(crate) fn probe(dax: &DevDax, params: Params) -> Result<Pin<KBox<Self>>> {
         let dev = dax.as_device();
+        let policy = params.policy;
         let seen = match look(dev, policy) {
             Ok(seen) => seen,
             // Not a CXL region's memory: none of our business.
@@ -196,10 +264,10 @@ impl Portal {
                 return Err(EINVAL);
             }
         }
-        Self::take(dax, seen, policy)
+        Self::take(dax, seen, params)
     }
 
-    fn take(dax: &DevDax, seen: Seen, policy: Policy) -> Result<Pin<KBox<Self>>> {
+    fn take(dax: &DevDax, seen: Seen, params: Params) -> Result<Pin<KBox<Self>>> {
         let dev = dax.as_device();
         let region = seen.region.as_str();
         let refuse = |why: core::fmt::Arguments<'_>, e: Error| -> Error {
@@ -269,27 +337,46 @@ impl Portal {
             .map_err(|e| refuse(format_args!("node {nid} already has a memory tier type"), e))?;
         let online_len = layout.online.end - layout.online.start;
         let group = MemoryGroup::register_static(nid, online_len >> kernel::page::PAGE_SHIFT)?;
+        let origin = Instant::<Monotonic>::now();
         let started = Instant::<Monotonic>::now();
-        let memory = DriverManagedMemory::add(
-            &group,
-            layout.online.start,
-            online_len,
-            c"cxl_switched",
-            OnlineType::Movable,
-        )
-        .map_err(|e| {
-            refuse(
-                format_args!(
-                    "hot-adding {:#x}-{:#x} failed ({:?})",
-                    layout.online.start,
-                    layout.online.end - 1,
-                    e
-                ),
-                e,
-            )
-        })?;
+        let host = {
+            let m = HeaderMedium::new(&header, &origin);
+            let geometry = Geometry {
+                block_size: block,
+                block_count: layout.blocks() + HEADER_BLOCKS,
+                header_blocks: HEADER_BLOCKS as u32,
+                host_slots: params.host_slots,
+            };
+            let sb = open(dev, region, &m, &geometry, seen.serial, &params)?;
+            let mut uuid = [0u8; 16];
+            random::fill_bytes(&mut uuid);
+            let host = Host::join(&m, sb, uuid).map_err(|e| {
+                refuse(
+                    format_args!("joining the portal: {}; nothing onlined", e.as_str()),
+                    EBUSY,
+                )
+            })?;
+            KBox::new(host, GFP_KERNEL)?
+        };
+        let (slot, epoch) = (host.slot(), host.epoch());
+        let data_blocks = layout.blocks();
+        let membership = Membership::new(host, header, origin, layout.clone(), group, region)?;
+        let owned = {
+            let mut st = membership.state.lock();
+            let m = membership.medium();
+            let want = (data_blocks * u64::from(params.claim_pct)).div_ceil(100);
+            if let Some(host) = st.host.as_deref_mut() {
+                let mut have = 0;
+                let _ = host.owned(&m, |_, _| have += 1);
+                if let Err(e) = host.claim(&m, want.saturating_sub(have)) {
+                    dev_warn!(dev, "{}: claiming blocks: {}\n", region, e.as_str());
+                }
+            }
+            membership.online_owned(&mut st)?
+        };
         let online_us = started.elapsed().as_micros_ceil();
-        let by = if policy == Policy::All {
+        Membership::start(&membership);
+        let by = if params.policy == Policy::All {
             ", by switched=1"
         } else {
             ""
@@ -303,17 +390,18 @@ impl Portal {
             by,
             Onlined {
                 nid,
-                mib: online_len >> 20,
+                mib: (owned * block) >> 20,
                 adistance,
                 header: &layout.header,
+                blocks: owned,
+                slot,
+                epoch,
             }
         );
         Ok(KBox::pin(
             Portal {
-                memory,
-                group,
+                membership,
                 tier,
-                header,
                 type_name,
                 nid,
                 layout,
@@ -324,44 +412,64 @@ impl Portal {
         )?)
     }
 
-    /// Lets go of the portal: offlines and removes its memory, migrating pages in use off the
-    /// node, then clears the node's type and tier and releases the header block.
+    /// Lets go of the portal: stops the heartbeat, offlines and removes its blocks (migrating
+    /// pages in use off the node), returns them and leaves the portal, then clears the node's
+    /// type and tier and releases the header block.
     ///
     /// Offlining waits for pages to be migrated; a fatal signal to the task that unbinds (or
-    /// unloads) ends the wait. If offlining fails, nothing is removed: the memory stays online
-    /// and typed, as it is, and its header block stays claimed, until reboot.
+    /// unloads) ends the wait. Blocks that cannot be offlined stay online, as they are, and are
+    /// quarantined in the header so that no other host claims them; the node keeps its type and
+    /// tier and the header block stays claimed, until reboot.
     pub(crate) fn remove(self, dev: &Device) {
         let Portal {
-            memory,
-            group,
+            membership,
             tier,
-            header,
             type_name,
             nid,
             seen,
             ..
         } = self;
         let region = seen.region.as_str();
-        match memory.remove() {
-            Ok(()) => dev_info!(dev, "{}: node {} removed\n", region, nid),
-            Err((memory, e)) => {
-                dev_err!(
+        membership.stop();
+        let mut st = membership.state.lock();
+        let (stuck, n, err) = membership.offline_all(&mut st);
+        let m = membership.medium();
+        if let Some(host) = st.host.as_deref_mut() {
+            if n != 0 {
+                let is_stuck = |b: u64| stuck.get(b as usize).copied().unwrap_or(true);
+                if let Err(e) = host.quarantine(&m, is_stuck) {
+                    dev_err!(dev, "{}: quarantining blocks: {}\n", region, e.as_str());
+                }
+            }
+            match host.leave(&m) {
+                Ok(()) => dev_info!(dev, "{}: left the portal (slot {})\n", region, host.slot()),
+                Err(e) => dev_err!(
                     dev,
-                    "{}: node {} not removed: offlining failed ({:?}), {}\n",
+                    "{}: leaving the portal: {}; other hosts reap it after its lease\n",
                     region,
-                    nid,
-                    e,
-                    STAYS_ONLINE
-                );
-                // Keep everything as it is, for good: the memory, its group, the node's tier
-                // and type, and the claim on the header block.
-                memory.leak();
-                group.leak();
-                tier.leak();
-                core::mem::forget(header);
-                core::mem::forget(type_name);
+                    e.as_str()
+                ),
             }
         }
+        st.host = None;
+        drop(st);
+        if n == 0 {
+            dev_info!(dev, "{}: node {} removed\n", region, nid);
+            return;
+        }
+        dev_err!(
+            dev,
+            "{}: node {} not removed: offlining failed ({:?}), {}\n",
+            region,
+            nid,
+            err.unwrap_or(EBUSY),
+            STAYS_ONLINE
+        );
+        // Keep everything as it is, for good: the blocks, their group, the header claim, the
+        // node's tier and type.
+        tier.leak();
+        core::mem::forget(membership);
+        core::mem::forget(type_name);
     }
 
     /// Writes attribute `ATTRIBUTES[index]`.
@@ -379,19 +487,122 @@ impl Portal {
             ),
             3 => writeln!(out, "{}", header + online),
             4 => writeln!(out, "{}", header),
-            5 => writeln!(out, "{}", self.memory.size()),
+            5 => {
+                let st = self.membership.state.lock();
+                let n = st.blocks.iter().filter(|b| b.is_some()).count() as u64;
+                writeln!(out, "{}", n * self.layout.block_size())
+            }
             6 => writeln!(out, "{}", self.seen.path.as_str()),
             7 => writeln!(out, "{:#x}", self.seen.serial),
             8 => writeln!(out, "{}", self.tier.adistance()),
             9 => writeln!(out, "{}", self.online_us),
-            _ => return Err(EINVAL),
+            _ => return self.show_membership(index, out),
         };
         r.map_err(|_| EINVAL)
     }
 
-    /// The memory-mapped header block.
-    #[allow(dead_code)]
-    pub(crate) fn header(&self) -> &Memremap {
-        &self.header
+    /// Writes the attributes that the portal header backs.
+    fn show_membership(&self, index: usize, out: &mut SysfsWriter<'_>) -> Result {
+        let st = self.membership.state.lock();
+        let m = self.membership.medium();
+        let Some(host) = st.host.as_deref() else {
+            let why = st.stopped.unwrap_or("not a member");
+            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
+        };
+        let sb = host.superblock();
+        let r = match index {
+            10 => writeln!(out, "{}", Uuid(&sb.uuid)),
+            11 => writeln!(out, "{}", host.slot()),
+            12 => writeln!(out, "{}", host.epoch()),
+            13 => writeln!(out, "{}", sb.timing.lease_ms),
+            14 => {
+                let mut r = Ok(());
+                let mut sep = "";
+                let e = host.owned(&m, |b, lent| {
+                    if r.is_ok() {
+                        r = write!(out, "{sep}{b}{}", if lent { "(handoff)" } else { "" });
+                        sep = ",";
+                    }
+                });
+                e.map_err(|_| EIO)?;
+                r.and_then(|()| writeln!(out))
+            }
+            15 => membership::write_members(&m, host, out)
+                .map_err(|_| EIO)
+                .map(|_| Ok(()))?,
+            16 => membership::write_owners(&m, host, out)
+                .map_err(|_| EIO)
+                .map(|_| Ok(()))?,
+            _ => return Err(EINVAL),
+        };
+        r.map_err(|_| EINVAL)
+    }
+}
+
+/// The boot check: opens the portal's header, formatting it if it is empty or if the
+/// administrator named this portal (`reformat=<serial>`) and its header is refused. Returns the
+/// superblock to join; a refusal is logged here, in one line.
+fn open(
+    dev: &Device,
+    region: &str,
+    m: &HeaderMedium<'_>,
+    geometry: &Geometry,
+    serial: u64,
+    params: &Params,
+) -> Result<crate::abi::Superblock> {
+    let timing = Timing {
+        lease_ms: params.lease_ms,
+        settle_ms: (params.lease_ms / 20).clamp(1, 100),
+    };
+    let mut uuid = [0u8; 16];
+    random::fill_bytes(&mut uuid);
+    match protocol::open(m, geometry, uuid, HANDOFF_RECORDS, timing) {
+        Ok(Opened::Formatted(sb)) => {
+            dev_info!(
+                dev,
+                "{}: empty portal formatted as {}\n",
+                region,
+                Uuid(&sb.uuid)
+            );
+            Ok(sb)
+        }
+        Ok(Opened::Joinable(sb)) => Ok(sb),
+        Err(ProtoError::Header(e)) if params.reformat != 0 && params.reformat == serial => {
+            dev_warn!(
+                dev,
+                "{}: header refused ({}); formatted over as reformat={:#x} asks\n",
+                region,
+                e.as_str(),
+                serial
+            );
+            protocol::format(m, uuid, *geometry, HANDOFF_RECORDS, timing).map_err(|e| {
+                dev_err!(
+                    dev,
+                    "{}: formatting failed: {}; nothing onlined\n",
+                    region,
+                    e.as_str()
+                );
+                EIO
+            })
+        }
+        Err(ProtoError::Header(e)) => {
+            dev_err!(
+                dev,
+                "{}: refused: portal header: {}; nothing onlined (reformat={:#x} formats it)\n",
+                region,
+                e.as_str(),
+                serial
+            );
+            Err(header_errno(&e))
+        }
+        Err(e) => {
+            dev_err!(
+                dev,
+                "{}: refused: portal header: {}; nothing onlined\n",
+                region,
+                e.as_str()
+            );
+            Err(EUCLEAN)
+        }
     }
 }

@@ -24,7 +24,7 @@
 use crate::abi::{
     self, current, Extent, Geometry, Handoff, HandoffState, HeaderError, Kind, Member, MemberState,
     Outcome, Owner, RecordError, SlotRecord, SlotState, Superblock, TableRecord, Timing,
-    ENTRIES_PER_RECORD, MAX_EXTENTS, MAX_HOST_SLOTS, NO_SLOT, RECORD_SIZE, SB_READY,
+    ENTRIES_PER_RECORD, MAX_EXTENTS, MAX_HOST_SLOTS, QUARANTINED, RECORD_SIZE, SB_READY,
 };
 
 /// Shared memory as the protocol sees it: the first bytes of a portal.
@@ -345,20 +345,33 @@ pub(crate) fn open<M: Medium>(
     }
 }
 
+/// What tells whether slot `slot` changes: the generation of its current copy, or the checksum
+/// bytes of its first copy when neither is valid; `None` for a free slot, which nobody watches.
+fn slot_mark<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Result<Option<u64>, Error> {
+    Ok(match read_slot(m, sb, slot)?.0 {
+        Ok(r) if r.state == SlotState::Free => None,
+        Err(RecordError::Zero) => None,
+        Ok(r) => Some(r.generation),
+        Err(_) => {
+            let mut b = [0u8; 8];
+            m.read(sb.slot_offset(slot) + RECORD_SIZE as u64 - 8, &mut b)?;
+            Some(u64::from_le_bytes(b))
+        }
+    })
+}
+
 /// What this host last saw of another host's slot, to tell a live host from an expired one.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     /// The generation of the current copy, or the CRC of a slot without a valid copy.
     mark: u64,
-    /// When the mark last changed (this host's clock).
+    /// When the mark last changed (this host's clock); `u64::MAX`: not watched.
     since_ms: u64,
-    known: bool,
 }
 
 const UNSEEN: Seen = Seen {
     mark: 0,
-    since_ms: 0,
-    known: false,
+    since_ms: u64::MAX,
 };
 
 /// A host's membership of a portal.
@@ -407,66 +420,93 @@ impl Host {
     /// hosts may write the same slot at once), then, under the portal lock, reaps what expired,
     /// fences a previous member of the slot that did not leave, and records this host's new
     /// epoch in the member table.
+    ///
+    /// A host that finds no free slot watches the others for a lease and takes one whose
+    /// occupant is gone: a claim never finished, or a member nobody reaped yet.
     pub(crate) fn join<M: Medium>(m: &M, sb: Superblock, uuid: [u8; 16]) -> Result<Self, Error> {
         let slots = sb.geometry.host_slots;
         let first = u32::from(uuid[0]) % slots;
         for n in 0..slots {
             let slot = (first + n) % slots;
-            let (rec, next_copy) = read_slot(m, &sb, slot)?;
-            let (free, generation) = match rec {
-                Err(RecordError::Zero) => (true, 0),
-                Ok(r) if r.state == SlotState::Free => (true, r.generation),
+            let free = match read_slot(m, &sb, slot)?.0 {
+                Err(RecordError::Zero) => true,
+                Ok(r) if r.state == SlotState::Free => true,
                 Ok(r) if r.state == SlotState::Member => {
                     let mem = read_member(m, &sb, slot)?;
-                    (
-                        mem.state == MemberState::Fenced && mem.epoch == r.epoch,
-                        r.generation,
-                    )
+                    mem.state == MemberState::Fenced && mem.epoch == r.epoch
                 }
-                _ => (false, 0),
+                _ => false,
             };
-            if !free {
-                continue;
+            if free {
+                if let Some(host) = Self::try_slot(m, sb, slot, uuid)? {
+                    return Ok(host);
+                }
             }
-            let claim = SlotRecord {
-                state: SlotState::Claiming,
-                generation: generation + 1,
-                host: uuid,
-                ..SlotRecord::FREE
-            };
-            write_record(
-                m,
-                sb.slot_offset(slot) + u64::from(next_copy) * RECORD_SIZE as u64,
-                &claim.encode(),
-            )?;
-            let claimed = m.now_ms();
-            m.sleep_ms(sb.timing.settle_ms);
-            match read_slot(m, &sb, slot)?.0 {
-                Ok(r) if r == claim => {}
-                // Another host claimed it at the same time and won.
-                _ => continue,
-            }
-            let mut host = Host {
-                sb,
-                slot,
-                rec: claim,
-                next_copy: 1 - next_copy,
-                txid: 0,
-                renewed_ms: claimed,
-                seen: [UNSEEN; MAX_HOST_SLOTS as usize],
-            };
-            host.renew(m)?;
-            match host.finish_join(m) {
-                Ok(()) => return Ok(host),
-                Err(e) => {
-                    if !e.is_fatal() {
-                        let _ = host.write_slot(m, SlotRecord::FREE);
-                    }
-                    return Err(e);
+        }
+        // No free slot: watch them all for a lease; one that did not change is abandoned.
+        let mut marks = [None; MAX_HOST_SLOTS as usize];
+        for (slot, mark) in (0..slots).zip(marks.iter_mut()) {
+            *mark = slot_mark(m, &sb, slot)?;
+        }
+        m.sleep_ms(sb.timing.lease_ms + sb.timing.settle_ms);
+        for n in 0..slots {
+            let slot = (first + n) % slots;
+            let before = marks[slot as usize];
+            if before.is_some() && slot_mark(m, &sb, slot)? == before {
+                if let Some(host) = Self::try_slot(m, sb, slot, uuid)? {
+                    return Ok(host);
                 }
             }
         }
         Err(Error::NoSlot)
+    }
+
+    /// Claims `slot` (a claim that must survive a settle time, as two hosts may write the same
+    /// slot at once), then finishes the join. Returns `None` if another host's claim won.
+    fn try_slot<M: Medium>(
+        m: &M,
+        sb: Superblock,
+        slot: u32,
+        uuid: [u8; 16],
+    ) -> Result<Option<Self>, Error> {
+        let (rec, next_copy) = read_slot(m, &sb, slot)?;
+        let claim = SlotRecord {
+            state: SlotState::Claiming,
+            generation: rec.map_or(0, |r| r.generation) + 1,
+            host: uuid,
+            ..SlotRecord::FREE
+        };
+        write_record(
+            m,
+            sb.slot_offset(slot) + u64::from(next_copy) * RECORD_SIZE as u64,
+            &claim.encode(),
+        )?;
+        let claimed = m.now_ms();
+        m.sleep_ms(sb.timing.settle_ms);
+        match read_slot(m, &sb, slot)?.0 {
+            Ok(r) if r == claim => {}
+            // Another host claimed it at the same time and won.
+            _ => return Ok(None),
+        }
+        let mut host = Host {
+            sb,
+            slot,
+            rec: claim,
+            next_copy: 1 - next_copy,
+            txid: 0,
+            renewed_ms: claimed,
+            seen: [UNSEEN; MAX_HOST_SLOTS as usize],
+        };
+        host.renew(m)?;
+        match host.finish_join(m) {
+            Ok(()) => Ok(Some(host)),
+            Err(e) => {
+                if !e.is_fatal() {
+                    let _ = host.write_slot(m, SlotRecord::FREE);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn finish_join<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
@@ -516,6 +556,13 @@ impl Host {
         Ok(())
     }
 
+    /// Whether this host may still use what it owns: its lease is not half gone. A host checks
+    /// this before it touches the memory of a block it owns, as it does before every write to
+    /// the header.
+    pub(crate) fn holds_lease<M: Medium>(&self, m: &M) -> bool {
+        self.guard(m).is_ok()
+    }
+
     /// Renews this host's lease: checks that its slot is still its own and that it was not
     /// fenced, then writes its slot with the next generation.
     pub(crate) fn renew<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
@@ -562,7 +609,8 @@ impl Host {
 
     fn expired(&self, m: &impl Medium, j: u32) -> bool {
         let s = &self.seen[j as usize];
-        s.known && m.now_ms().saturating_sub(s.since_ms) > u64::from(self.sb.timing.lease_ms)
+        s.since_ms != u64::MAX
+            && m.now_ms().saturating_sub(s.since_ms) > u64::from(self.sb.timing.lease_ms)
     }
 
     /// Takes the portal lock: Lamport's bakery over the host slots. Each slot's `choosing` and
@@ -597,6 +645,8 @@ impl Host {
         )?;
         let lease = u64::from(self.sb.timing.lease_ms);
         let start = m.now_ms();
+        // Watch every slot from now, so that the leases of several dead hosts run out together.
+        self.observe(m)?;
         for j in 0..slots {
             if j == self.slot {
                 continue;
@@ -649,35 +699,23 @@ impl Host {
             }
         }
         // Holding the lock: our own lease must still be good for what we write under it.
-        if let Err(e) = self.renew(m) {
-            return Err(e);
-        }
+        self.renew(m)?;
         Ok(())
     }
 
     /// Notes whether slot `j` changed since this host last looked. A free slot is not watched;
     /// a slot with no valid copy is watched through the checksum bytes of its first copy.
     fn observe_one<M: Medium>(&mut self, m: &M, j: u32, now: u64) -> Result<(), Error> {
-        let mark = match read_slot(m, &self.sb, j)?.0 {
-            Ok(r) if r.state == SlotState::Free => None,
-            Err(RecordError::Zero) => None,
-            Ok(r) => Some(r.generation),
-            Err(_) => {
-                let mut b = [0u8; 8];
-                m.read(self.sb.slot_offset(j) + RECORD_SIZE as u64 - 8, &mut b)?;
-                Some(u64::from_le_bytes(b))
-            }
-        };
+        let mark = slot_mark(m, &self.sb, j)?;
         let s = &mut self.seen[j as usize];
         let Some(mark) = mark else {
             *s = UNSEEN;
             return Ok(());
         };
-        if !s.known || s.mark != mark {
+        if s.since_ms == u64::MAX || s.mark != mark {
             *s = Seen {
                 mark,
                 since_ms: now,
-                known: true,
             };
         }
         Ok(())
@@ -709,6 +747,16 @@ impl Host {
         let v = r?;
         u?;
         Ok(v)
+    }
+
+    /// Runs `f` holding the portal lock, and nothing else: for tests that check mutual
+    /// exclusion and for lock latency benchmarks.
+    pub(crate) fn locked<M: Medium, T>(
+        &mut self,
+        m: &M,
+        f: impl FnOnce(&M) -> T,
+    ) -> Result<T, Error> {
+        self.locked_op(m, |_, m| Ok(f(m)))
     }
 
     /// Starts a transaction: records the intent in this host's slot.
@@ -846,25 +894,43 @@ impl Host {
     }
 
     /// Fences and reaps every member whose lease expired. Called holding the lock.
+    ///
+    /// First every expired member's unfinished transaction is rolled back, then each is reaped:
+    /// a reap rewrites records, and must not meet another dead host's half-written ones.
     fn reap_expired<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
         self.observe(m)?;
+        for j in 0..self.sb.geometry.host_slots {
+            if let Some((epoch, intent)) = self.expired_member(m, j)? {
+                if intent != 0 {
+                    self.rollback(m, j, epoch, intent)?;
+                }
+            }
+        }
         let mut reaped = 0;
         for j in 0..self.sb.geometry.host_slots {
-            if j == self.slot || !self.expired(m, j) {
-                continue;
+            if let Some((epoch, _)) = self.expired_member(m, j)? {
+                self.reap(m, j, epoch, 0)?;
+                reaped += 1;
             }
-            let mem = read_member(m, &self.sb, j)?;
-            if mem.state != MemberState::Live {
-                continue;
-            }
-            let intent = match read_slot(m, &self.sb, j)?.0 {
-                Ok(r) if r.epoch == mem.epoch => r.intent,
-                _ => 0,
-            };
-            self.reap(m, j, mem.epoch, intent)?;
-            reaped += 1;
         }
         Ok(reaped)
+    }
+
+    /// The epoch and intent of the member in slot `j`, if it is live in the member table and
+    /// its lease expired.
+    fn expired_member<M: Medium>(&self, m: &M, j: u32) -> Result<Option<(u32, u64)>, Error> {
+        if j == self.slot || !self.expired(m, j) {
+            return Ok(None);
+        }
+        let mem = read_member(m, &self.sb, j)?;
+        if mem.state != MemberState::Live {
+            return Ok(None);
+        }
+        let intent = match read_slot(m, &self.sb, j)?.0 {
+            Ok(r) if r.epoch == mem.epoch => r.intent,
+            _ => 0,
+        };
+        Ok(Some((mem.epoch, intent)))
     }
 
     /// Reaps host `slot` of `epoch`, which is gone: rolls back its unfinished transaction,
@@ -986,6 +1052,29 @@ impl Host {
             let n = h.update_owners(m, &tx, |b, o| {
                 (o.slot == me && o.epoch == epoch && o.handoff == 0 && pick(b))
                     .then_some(Owner::FREE)
+            })?;
+            h.commit(m, tx)?;
+            Ok(n)
+        })
+    }
+
+    /// Quarantines the owned blocks (not in a handoff) for which `pick` says so: this host
+    /// cannot stop using them (their memory could not be offlined), so nobody may claim them.
+    pub(crate) fn quarantine<M: Medium>(
+        &mut self,
+        m: &M,
+        mut pick: impl FnMut(u64) -> bool,
+    ) -> Result<u64, Error> {
+        self.locked_op(m, |h, m| {
+            let tx = h.begin(m, Op::Return)?;
+            let (me, epoch) = (h.slot as u16, h.rec.epoch);
+            let lost = Owner {
+                slot: QUARANTINED,
+                handoff: 0,
+                epoch,
+            };
+            let n = h.update_owners(m, &tx, |b, o| {
+                (o.slot == me && o.epoch == epoch && o.handoff == 0 && pick(b)).then_some(lost)
             })?;
             h.commit(m, tx)?;
             Ok(n)
@@ -1162,8 +1251,8 @@ impl Host {
 
     /// Leaves the portal: ends this host's handoffs as if it had died, frees the member entry
     /// and the blocks it still owns, and frees its slot. The caller must have stopped using the
-    /// blocks.
-    pub(crate) fn leave<M: Medium>(mut self, m: &M) -> Result<(), Error> {
+    /// blocks. The host is no member afterwards, whatever this returns: drop it.
+    pub(crate) fn leave<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.locked_op(m, |me, m| {
             let (slot, epoch) = (me.slot, me.rec.epoch);
             let tx = me.begin(m, Op::Leave)?;
@@ -1224,4 +1313,166 @@ pub(crate) fn for_each_member<M: Medium>(
         });
     }
     Ok(())
+}
+
+#[cfg(CONFIG_CXL_SWITCHED_KUNIT_TEST)]
+#[kernel::macros::kunit_tests(cxl_switched_protocol)]
+mod tests {
+    use super::Error;
+    use super::*;
+    use core::cell::{Cell, RefCell};
+    use kernel::prelude::*;
+
+    const GEO: Geometry = Geometry {
+        block_size: 64 << 10,
+        block_count: 21,
+        header_blocks: 1,
+        host_slots: 4,
+    };
+    const TIMING: Timing = Timing {
+        lease_ms: 1000,
+        settle_ms: 10,
+    };
+
+    /// Memory shared by simulated hosts, with a clock that moves when one sleeps; a host may die
+    /// at its n-th write, which lands torn.
+    struct Sim {
+        bytes: RefCell<KVec<u8>>,
+        clock: Cell<u64>,
+        budget: Cell<u64>,
+    }
+
+    impl Sim {
+        fn new() -> Result<Self> {
+            let bytes = KVec::from_elem(0u8, GEO.block_size as usize, GFP_KERNEL)?;
+            Ok(Sim {
+                bytes: RefCell::new(bytes),
+                clock: Cell::new(1000),
+                budget: Cell::new(u64::MAX),
+            })
+        }
+    }
+
+    impl Medium for Sim {
+        fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), Error> {
+            let b = self.bytes.borrow();
+            let s = b
+                .get(off as usize..off as usize + buf.len())
+                .ok_or(Error::Medium)?;
+            buf.copy_from_slice(s);
+            Ok(())
+        }
+
+        fn write(&self, off: u64, data: &[u8]) -> Result<(), Error> {
+            let mut b = self.bytes.borrow_mut();
+            let s = b
+                .get_mut(off as usize..off as usize + data.len())
+                .ok_or(Error::Medium)?;
+            match self.budget.get() {
+                0 => return Err(Error::Medium),
+                1 => {
+                    self.budget.set(0);
+                    s[..data.len() / 2].copy_from_slice(&data[..data.len() / 2]);
+                    return Err(Error::Medium);
+                }
+                n => self.budget.set(n.saturating_sub(1)),
+            }
+            s.copy_from_slice(data);
+            Ok(())
+        }
+
+        fn write_back(&self, _off: u64, _len: usize) {}
+
+        fn invalidate(&self, _off: u64, _len: usize) {}
+
+        fn now_ms(&self) -> u64 {
+            self.clock.get()
+        }
+
+        fn sleep_ms(&self, ms: u32) {
+            self.clock.set(self.clock.get() + u64::from(ms.max(1)));
+        }
+    }
+
+    fn join(m: &Sim, n: u8) -> Result<KBox<Host>> {
+        let sb = *open(m, &GEO, [n + 100; 16], 4, TIMING)
+            .map_err(|_| EIO)?
+            .superblock();
+        Ok(KBox::new(
+            Host::join(m, sb, [n; 16]).map_err(|_| EIO)?,
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn count(h: &Host, m: &Sim) -> u64 {
+        let mut n = 0;
+        assert!(h.owned(m, |_, _| n += 1).is_ok());
+        n
+    }
+
+    #[test]
+    fn format_join_claim_disjoint() -> Result {
+        let m = Sim::new()?;
+        let (mut a, mut b) = (join(&m, 1)?, join(&m, 2)?);
+        assert_ne!(a.slot(), b.slot());
+        assert_eq!(a.claim(&m, 12), Ok(12));
+        assert_eq!(b.claim(&m, 12), Ok(8));
+        let mut both = 0;
+        let (sa, sb) = (a.slot() as u16, b.slot() as u16);
+        assert!(for_each_owner(&m, a.superblock(), |_, o| both +=
+            u32::from(o.slot == sa) + u32::from(o.slot == sb))
+        .is_ok());
+        assert_eq!(both, 20);
+        assert_eq!(a.give_back(&m, |blk| blk < 4), Ok(4));
+        assert_eq!(count(&a, &m), 8);
+        Ok(())
+    }
+
+    #[test]
+    fn expired_host_is_reaped_after_its_lease() -> Result {
+        let m = Sim::new()?;
+        let (mut a, mut b) = (join(&m, 1)?, join(&m, 2)?);
+        assert_eq!(a.claim(&m, 5), Ok(5));
+        // b heartbeats; a is silent. Nothing before a lease, everything after.
+        for i in 0..15 {
+            m.sleep_ms(200);
+            assert!(b.heartbeat(&m).is_ok());
+            if i == 2 {
+                assert_eq!(count(&b, &m), 0);
+            }
+        }
+        assert_eq!(count(&b, &m), 5);
+        assert_eq!(a.renew(&m), Err(Error::Expired));
+        assert_eq!(
+            read_member(&m, a.superblock(), a.slot()).map(|x| x.state),
+            Ok(MemberState::Fenced)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn handoff_and_crash_rollback() -> Result {
+        let m = Sim::new()?;
+        let (mut a, mut b) = (join(&m, 1)?, join(&m, 2)?);
+        assert_eq!(a.claim(&m, 4), Ok(4));
+        let ext = [Extent { start: 0, count: 2 }];
+        let (i, id) = a.offer(&m, b.slot(), &ext).map_err(|_| EIO)?;
+        assert!(b.accept(&m, i, id).is_ok());
+        assert!(a.release(&m, i, id).is_ok());
+        assert_eq!((count(&a, &m), count(&b, &m)), (2, 2));
+        // a dies at the fourth write of a claim (inside its transaction): b rolls it back,
+        // fences a and takes its two blocks; nothing is half-claimed.
+        m.budget.set(4);
+        assert!(a.claim(&m, 3).is_err());
+        m.budget.set(u64::MAX);
+        for _ in 0..15 {
+            m.sleep_ms(200);
+            assert!(b.heartbeat(&m).is_ok());
+        }
+        assert_eq!(count(&b, &m), 4);
+        let mut free = 0;
+        assert!(for_each_owner(&m, b.superblock(), |_, o| free += u32::from(o.is_free())).is_ok());
+        assert_eq!(free, 16);
+        Ok(())
+    }
 }

@@ -20,7 +20,7 @@ use crate::{
 use core::{fmt, marker::PhantomData};
 
 /// The most read-only sysfs attributes a driver may put on each bound device.
-pub const MAX_ATTRIBUTES: usize = 16;
+pub const MAX_ATTRIBUTES: usize = 32;
 
 /// A physical range of a dax device, inclusive of `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,19 @@
 //! System RAM to hold metadata shared between hosts, is claimed in the resource tree, so that no
 //! one else claims or onlines it, and mapped with `memremap()`.
 //!
-//! C header: [`include/linux/io.h`](srctree/include/linux/io.h)
+//! Memory shared with other hosts without hardware coherency (CXL 2.0 switched memory) is kept
+//! coherent by software: a writer writes back what it wrote ([`Memremap::write_back`]), a reader
+//! invalidates before it reads ([`Memremap::invalidate`]).
+//!
+//! C headers: [`include/linux/io.h`](srctree/include/linux/io.h),
+//! [`include/linux/libnvdimm.h`](srctree/include/linux/libnvdimm.h)
 
-use crate::{bindings, prelude::*, str::CString};
+use crate::{
+    bindings,
+    prelude::*,
+    str::CString,
+    sync::barrier::{mb, Full},
+};
 use core::ptr::NonNull;
 
 /// Checks that `len` bytes at `offset` lie within `size` bytes.
@@ -104,6 +114,27 @@ impl Memremap {
             // SAFETY: As in `read`.
             unsafe { self.addr.as_ptr().add(offset + i).write_volatile(b) };
         }
+        Ok(())
+    }
+
+    /// Writes the cache lines of `len` bytes at `offset` back to memory, and orders that before
+    /// any later store, so that another host that invalidates and reads sees them.
+    pub fn write_back(&self, offset: usize, len: usize) -> Result {
+        check_bounds(offset, len, self.size)?;
+        // SAFETY: The range lies within the mapping (bounds check, type invariant); writing
+        // back cache lines does not change the memory's contents.
+        unsafe { bindings::arch_wb_cache_pmem(self.addr.as_ptr().add(offset).cast(), len) };
+        // The write-back instructions are ordered by a full barrier.
+        mb(Full);
+        Ok(())
+    }
+
+    /// Drops this CPU's cached copies of `len` bytes at `offset`, so that the next read fetches
+    /// what another host wrote back. Lines this host wrote and did not write back are lost.
+    pub fn invalidate(&self, offset: usize, len: usize) -> Result {
+        check_bounds(offset, len, self.size)?;
+        // SAFETY: As in `write_back`; callers write back before they invalidate what they wrote.
+        unsafe { bindings::arch_invalidate_pmem(self.addr.as_ptr().add(offset).cast(), len) };
         Ok(())
     }
 }

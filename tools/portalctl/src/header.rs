@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-use crate::abi::{self, BootState, Geometry, HandoffState, HeaderError, MemberState, Outcome, Superblock};
+use crate::abi::{
+    self, BootState, Geometry, HandoffState, HeaderError, MemberState, Outcome, Superblock,
+};
 use crate::medium::Snapshot;
 use crate::protocol;
 
@@ -210,7 +212,9 @@ fn tables(bytes: &[u8], sb: &Superblock) -> Result<TablesView, String> {
             slot: v.slot,
             state: format!("{:?}", v.member.state).to_lowercase(),
             epoch: v.member.epoch,
-            slot_state: r.map_or("unreadable".into(), |r| format!("{:?}", r.state).to_lowercase()),
+            slot_state: r.map_or("unreadable".into(), |r| {
+                format!("{:?}", r.state).to_lowercase()
+            }),
             host: r.map(|r| uuid_text(&r.host)),
             heartbeat: r.map(|r| r.generation),
             ticket: r.map(|r| r.ticket),

@@ -8,10 +8,14 @@ pub mod inventory;
 pub mod medium;
 pub mod pagetypeinfo;
 pub mod route;
+pub mod stress;
 pub mod synth;
 
 // Code shared with the kernel driver: the very same `core`-only files, so
 // that what the driver runs is tested, fuzzed and benchmarked in userspace.
+// The driver uses parts of these that the tools do not, and the other way
+// round: each side's build has its own unused items.
+#[allow(dead_code)]
 #[path = "../../../drivers/cxl_switched/abi.rs"]
 mod abi;
 #[cfg_attr(not(test), allow(dead_code))]
@@ -20,6 +24,7 @@ mod crc32c;
 #[cfg_attr(not(test), allow(dead_code))]
 #[path = "../../../drivers/cxl_switched/layout.rs"]
 mod layout;
+#[allow(dead_code)]
 #[path = "../../../drivers/cxl_switched/protocol.rs"]
 mod protocol;
 

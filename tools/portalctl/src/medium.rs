@@ -3,6 +3,7 @@
 //! buffer read from a file or device (`portal show`), and a shared mapping
 //! of a file (the stress test: several processes, one portal).
 
+#[cfg(test)]
 use std::cell::{Cell, RefCell};
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -23,6 +24,7 @@ fn span(offset: u64, len: usize, size: usize) -> Result<std::ops::Range<usize>, 
     Ok(start..end)
 }
 
+#[cfg(test)]
 /// Memory several simulated hosts share in one thread, with a clock that
 /// moves only when a host sleeps or the test advances it.
 pub(crate) struct SharedMem {
@@ -30,6 +32,7 @@ pub(crate) struct SharedMem {
     clock: Cell<u64>,
 }
 
+#[cfg(test)]
 impl SharedMem {
     pub(crate) fn new(size: usize) -> Self {
         SharedMem {
@@ -40,10 +43,6 @@ impl SharedMem {
 
     pub(crate) fn advance(&self, ms: u64) {
         self.clock.set(self.clock.get() + ms);
-    }
-
-    pub(crate) fn bytes(&self) -> std::cell::Ref<'_, Vec<u8>> {
-        self.bytes.borrow()
     }
 
     pub(crate) fn bytes_mut(&self) -> std::cell::RefMut<'_, Vec<u8>> {
@@ -60,6 +59,7 @@ impl SharedMem {
     }
 }
 
+#[cfg(test)]
 /// One simulated host's access to [`SharedMem`]. With a write budget, the
 /// host dies at its next write once the budget is spent: that write lands
 /// half done (torn) and every later access fails.
@@ -69,6 +69,7 @@ pub(crate) struct SimHost<'a> {
     writes: Cell<u64>,
 }
 
+#[cfg(test)]
 impl SimHost<'_> {
     /// Dies after `n` more writes.
     pub(crate) fn die_after(&self, n: u64) {
@@ -85,6 +86,7 @@ impl SimHost<'_> {
     }
 }
 
+#[cfg(test)]
 impl Medium for SimHost<'_> {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         if self.dead() {
@@ -187,7 +189,11 @@ impl FileMedium {
             )
         };
         if addr == libc::MAP_FAILED {
-            bail!("mapping {}: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "mapping {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         Ok(FileMedium {
             addr: addr.cast(),
@@ -230,7 +236,9 @@ impl Medium for FileMedium {
         let r = span(offset, buf.len(), self.len)?;
         // SAFETY: `r` is inside the mapping; other processes may write it at the same time,
         // which the protocol expects (a torn read fails its checksum).
-        unsafe { std::ptr::copy_nonoverlapping(self.addr.add(r.start), buf.as_mut_ptr(), buf.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.addr.add(r.start), buf.as_mut_ptr(), buf.len())
+        };
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use portalctl::header::{self, Device, Inspection};
+use portalctl::header::{self, Device, Inspection, SuperblockView, TablesView};
 
 use crate::Outcome;
 
@@ -52,9 +52,20 @@ pub(crate) struct CheckArgs {
     pub(crate) size: Option<u64>,
 }
 
+/// Reads the first page of PATH and, when it holds a superblock, as much
+/// more as its tables span.
 fn read_start(path: &Path) -> Result<Vec<u8>> {
+    let first = read_bytes(path, header::START_BYTES)?;
+    let want = header::header_bytes(&first);
+    if want > first.len() {
+        return read_bytes(path, want);
+    }
+    Ok(first)
+}
+
+fn read_bytes(path: &Path, len: usize) -> Result<Vec<u8>> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut buf = vec![0u8; header::START_BYTES];
+    let mut buf = vec![0u8; len];
     let mut got = 0;
     while got < buf.len() {
         let n = f
@@ -100,6 +111,76 @@ fn host_block_size() -> u64 {
         .unwrap_or(128 << 20)
 }
 
+fn print_superblock(s: &SuperblockView) {
+    println!("  uuid           {}", s.uuid);
+    println!("  generation     {}", s.generation);
+    println!(
+        "  block size     {} ({} MiB)",
+        s.block_size,
+        s.block_size >> 20
+    );
+    println!(
+        "  blocks         {} ({} header)",
+        s.block_count, s.header_blocks
+    );
+    println!(
+        "  host slots     {} of {} bytes at offset {:#x}",
+        s.host_slots, s.slot_size, s.slot_table_offset
+    );
+    println!(
+        "  lease          {} ms (settle {} ms); {} handoff records; tables end at {:#x}",
+        s.lease_ms, s.settle_ms, s.handoff_records, s.header_bytes
+    );
+}
+
+fn print_tables(t: &TablesView) {
+    println!("  members:");
+    println!("    SLOT  STATE   EPOCH  SLOT-STATE  HEARTBEAT  BLOCKS  INTENT  HOST");
+    for m in &t.members {
+        println!(
+            "    {:<4}  {:<6}  {:<5}  {:<10}  {:<9}  {:<6}  {:<6}  {}",
+            m.slot,
+            m.state,
+            m.epoch,
+            m.slot_state,
+            m.heartbeat.map_or("-".into(), |h| h.to_string()),
+            m.blocks,
+            m.intent.map_or("-".into(), |i| format!("{i:#x}")),
+            m.host.as_deref().unwrap_or("-"),
+        );
+    }
+    println!("  owners:");
+    for r in &t.owners {
+        let who = match r.slot {
+            None => "free".to_string(),
+            Some(0xfffe) => "quarantined".to_string(),
+            Some(s) => format!("slot {s} epoch {}", r.epoch),
+        };
+        let h = r
+            .handoff
+            .map_or(String::new(), |h| format!(" (in handoff {h})"));
+        println!("    blocks {}-{}: {who}{h}", r.first, r.first + r.count - 1);
+    }
+    if !t.handoffs.is_empty() {
+        println!("  handoffs:");
+    }
+    for h in &t.handoffs {
+        let ext: Vec<String> = h.extents.iter().map(|(s, c)| format!("{s}+{c}")).collect();
+        println!(
+            "    {} id {:#x}: {} ({}) from slot {} epoch {} to slot {} epoch {}: {}",
+            h.index,
+            h.id,
+            h.state,
+            h.outcome,
+            h.source,
+            h.source_epoch,
+            h.target,
+            h.target_epoch,
+            ext.join(" ")
+        );
+    }
+}
+
 fn print(path: &Path, i: &Inspection, json: bool) -> Result<Outcome> {
     if json {
         println!("{}", serde_json::to_string_pretty(i)?);
@@ -111,27 +192,28 @@ fn print(path: &Path, i: &Inspection, json: bool) -> Result<Outcome> {
                     path.display()
                 )
             }
-            Inspection::Formatted { superblock: s } => {
+            Inspection::Formatting { superblock: s } => {
+                println!(
+                    "{}: portal header {} being formatted: a booting host waits, and formats it again if it stays so for a lease",
+                    path.display(),
+                    s.version
+                );
+                print_superblock(s);
+            }
+            Inspection::Formatted {
+                superblock: s,
+                tables,
+            } => {
                 println!(
                     "{}: portal header {}: a booting host joins it",
                     path.display(),
                     s.version
                 );
-                println!("  uuid           {}", s.uuid);
-                println!("  generation     {}", s.generation);
-                println!(
-                    "  block size     {} ({} MiB)",
-                    s.block_size,
-                    s.block_size >> 20
-                );
-                println!(
-                    "  blocks         {} ({} header)",
-                    s.block_count, s.header_blocks
-                );
-                println!(
-                    "  host slots     {} of {} bytes at offset {:#x}",
-                    s.host_slots, s.slot_size, s.slot_table_offset
-                );
+                print_superblock(s);
+                match tables {
+                    Some(t) => print_tables(t),
+                    None => println!("  (tables not read: pass the whole header)"),
+                }
             }
             Inspection::Refused { reason } => {
                 println!(

@@ -6,7 +6,7 @@ use crate::abi::{
     Extent, Geometry, HandoffState, MemberState, Outcome, SlotState, Timing, MAX_EXTENTS,
 };
 use crate::medium::{SharedMem, SimHost};
-use crate::protocol::{self, Error, Host, Opened};
+use crate::protocol::{self, Error, Host, Medium, Opened};
 
 const GEO: Geometry = Geometry {
     block_size: 64 << 10,
@@ -75,21 +75,37 @@ fn check(m: &SimHost<'_>) -> Vec<(u64, u16)> {
     let mut out = Vec::new();
     protocol::for_each_owner(m, &sb, |b, o| {
         if !o.is_free() {
-            assert!(live.contains(&(o.slot, o.epoch)), "block {b} owned by gone host {o:?}");
+            assert!(
+                live.contains(&(o.slot, o.epoch)),
+                "block {b} owned by gone host {o:?}"
+            );
             out.push((b, o.slot));
         }
         if o.handoff != 0 {
             let h = protocol::read_handoff(m, &sb, u32::from(o.handoff - 1)).unwrap();
-            assert_ne!(h.state, HandoffState::Free, "block {b} in a free handoff record");
-            assert!(h.extents().iter().any(|e| b >= u64::from(e.start) && b < u64::from(e.start + e.count)));
+            assert_ne!(
+                h.state,
+                HandoffState::Free,
+                "block {b} in a free handoff record"
+            );
+            assert!(h
+                .extents()
+                .iter()
+                .any(|e| b >= u64::from(e.start) && b < u64::from(e.start + e.count)));
         }
     })
     .unwrap();
     for i in 0..sb.handoffs {
         let h = protocol::read_handoff(m, &sb, i).unwrap();
         if h.state != HandoffState::Free {
-            assert!(live.contains(&(h.source, h.source_epoch)), "handoff {i} from a gone host");
-            assert!(live.contains(&(h.target, h.target_epoch)), "handoff {i} to a gone host");
+            assert!(
+                live.contains(&(h.source, h.source_epoch)),
+                "handoff {i} from a gone host"
+            );
+            assert!(
+                live.contains(&(h.target, h.target_epoch)),
+                "handoff {i} to a gone host"
+            );
         }
     }
     out
@@ -143,12 +159,19 @@ fn an_expired_host_is_fenced_then_reaped_and_stops() {
     pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms / 2));
     assert_eq!(owned(&b, &mb).len(), 5);
     pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms) * 2);
-    assert_eq!(owned(&b, &mb).len(), 10, "b reaps a's blocks after the lease");
+    assert_eq!(
+        owned(&b, &mb).len(),
+        10,
+        "b reaps a's blocks after the lease"
+    );
     // a comes back: it finds its lease gone and stops.
     assert_eq!(a.renew(&ma), Err(Error::Expired));
     assert_eq!(a.claim(&ma, 1).unwrap_err(), Error::Expired);
     let sb = protocol::read_superblock(&mb).unwrap();
-    assert_eq!(protocol::read_member(&mb, &sb, a.slot()).unwrap().state, MemberState::Fenced);
+    assert_eq!(
+        protocol::read_member(&mb, &sb, a.slot()).unwrap().state,
+        MemberState::Fenced
+    );
     // It rejoins with a new epoch (maybe in its old slot) and owns nothing.
     let a2 = join(&ma, 1);
     assert!(a2.epoch() > a.epoch() || a2.slot() != a.slot());
@@ -162,7 +185,11 @@ fn a_host_that_renews_in_time_is_never_reaped() {
     let (ma, mb) = (mem.host(), mem.host());
     let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
     a.claim(&ma, 3).unwrap();
-    pass(&mem, &mut [(&mut a, &ma), (&mut b, &mb)], u64::from(TIMING.lease_ms) * 5);
+    pass(
+        &mem,
+        &mut [(&mut a, &ma), (&mut b, &mb)],
+        u64::from(TIMING.lease_ms) * 5,
+    );
     assert_eq!(owned(&a, &ma).len(), 3);
     assert!(owned(&b, &mb).is_empty());
 }
@@ -177,7 +204,12 @@ fn handoff_offer_accept_release() {
     let (i, id) = a.offer(&ma, b.slot(), &ext).unwrap();
     // Offered: still a's, marked in the handoff.
     let mut lent = Vec::new();
-    a.owned(&ma, |blk, h| if h { lent.push(blk) }).unwrap();
+    a.owned(&ma, |blk, h| {
+        if h {
+            lent.push(blk)
+        }
+    })
+    .unwrap();
     assert_eq!(lent, vec![1, 2, 4]);
     // Only the target accepts; only the source releases; an accepted offer
     // cannot be cancelled.
@@ -189,7 +221,10 @@ fn handoff_offer_accept_release() {
     a.release(&ma, i, id).unwrap();
     let sb = *a.superblock();
     let h = protocol::read_handoff(&ma, &sb, i).unwrap();
-    assert_eq!((h.state, h.outcome), (HandoffState::Free, Outcome::Released));
+    assert_eq!(
+        (h.state, h.outcome),
+        (HandoffState::Free, Outcome::Released)
+    );
     let mut lent = 0;
     b.owned(&mb, |_, h| lent += usize::from(h)).unwrap();
     assert_eq!(lent, 0);
@@ -205,17 +240,47 @@ fn handoff_cancel_and_bad_requests() {
     a.claim(&ma, 4).unwrap();
     b.claim(&mb, 4).unwrap();
     let theirs = Extent { start: 5, count: 1 };
-    assert!(matches!(a.offer(&ma, b.slot(), &[theirs]), Err(Error::Invalid(_))));
-    assert!(matches!(a.offer(&ma, a.slot(), &[Extent { start: 0, count: 1 }]), Err(Error::Invalid(_))));
+    assert!(matches!(
+        a.offer(&ma, b.slot(), &[theirs]),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        a.offer(&ma, a.slot(), &[Extent { start: 0, count: 1 }]),
+        Err(Error::Invalid(_))
+    ));
     let overlap = [Extent { start: 0, count: 2 }, Extent { start: 1, count: 1 }];
-    assert!(matches!(a.offer(&ma, b.slot(), &overlap), Err(Error::Invalid(_))));
+    assert!(matches!(
+        a.offer(&ma, b.slot(), &overlap),
+        Err(Error::Invalid(_))
+    ));
     let too_many = [Extent { start: 0, count: 1 }; MAX_EXTENTS + 1];
-    assert!(matches!(a.offer(&ma, b.slot(), &too_many), Err(Error::Invalid(_))));
-    assert!(matches!(a.offer(&ma, b.slot(), &[Extent { start: 40, count: 1 }]), Err(Error::Invalid(_))));
-    assert!(matches!(a.offer(&ma, 3, &[Extent { start: 0, count: 1 }]), Err(Error::Invalid(_))));
-    let (i, id) = a.offer(&ma, b.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+    assert!(matches!(
+        a.offer(&ma, b.slot(), &too_many),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        a.offer(
+            &ma,
+            b.slot(),
+            &[Extent {
+                start: 40,
+                count: 1
+            }]
+        ),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        a.offer(&ma, 3, &[Extent { start: 0, count: 1 }]),
+        Err(Error::Invalid(_))
+    ));
+    let (i, id) = a
+        .offer(&ma, b.slot(), &[Extent { start: 0, count: 2 }])
+        .unwrap();
     // Blocks in a handoff are not offered twice, nor returned.
-    assert!(matches!(a.offer(&ma, b.slot(), &[Extent { start: 1, count: 1 }]), Err(Error::Invalid(_))));
+    assert!(matches!(
+        a.offer(&ma, b.slot(), &[Extent { start: 1, count: 1 }]),
+        Err(Error::Invalid(_))
+    ));
     assert_eq!(a.give_back(&ma, |_| true).unwrap(), 2);
     assert!(matches!(b.accept(&mb, i, id + 1), Err(Error::Invalid(_))));
     b.cancel(&mb, i, id).unwrap();
@@ -237,8 +302,12 @@ fn crash_everywhere(step: Step, reaped: bool) {
         x.claim(&mx, 5).unwrap();
         y.claim(&my, 5).unwrap();
         // A pending offer each way, for the handoff steps.
-        let to_x = y.offer(&my, x.slot(), &[Extent { start: 5, count: 2 }]).unwrap();
-        let to_y = x.offer(&mx, y.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+        let to_x = y
+            .offer(&my, x.slot(), &[Extent { start: 5, count: 2 }])
+            .unwrap();
+        let to_y = x
+            .offer(&mx, y.slot(), &[Extent { start: 0, count: 2 }])
+            .unwrap();
         let _ = (to_x, to_y);
         let before = mx.writes();
         mx.die_after(n);
@@ -254,7 +323,10 @@ fn crash_everywhere(step: Step, reaped: bool) {
         // Nothing lost: every block is y's or free, and y got x's.
         let sb = *y.superblock();
         protocol::for_each_owner(&my, &sb, |b, o| {
-            assert!(o.is_free() || o.slot == y.slot() as u16, "n={n}: block {b} {o:?}");
+            assert!(
+                o.is_free() || o.slot == y.slot() as u16,
+                "n={n}: block {b} {o:?}"
+            );
             assert_eq!(o.handoff, 0, "n={n}: block {b} still in a handoff");
         })
         .unwrap();
@@ -275,13 +347,19 @@ fn crash_during_claim() {
 
 #[test]
 fn crash_during_return() {
-    crash_everywhere(|x, m, _, _| x.give_back(m, |b| b == 2 || b == 3).map(|_| ()), false);
+    crash_everywhere(
+        |x, m, _, _| x.give_back(m, |b| b == 2 || b == 3).map(|_| ()),
+        false,
+    );
 }
 
 #[test]
 fn crash_during_offer() {
     crash_everywhere(
-        |x, m, y, _| x.offer(m, y.slot(), &[Extent { start: 2, count: 2 }]).map(|_| ()),
+        |x, m, y, _| {
+            x.offer(m, y.slot(), &[Extent { start: 2, count: 2 }])
+                .map(|_| ())
+        },
         true,
     );
 }
@@ -312,7 +390,9 @@ fn crash_during_release() {
         let (mx, my) = (mem.host(), mem.host());
         let (mut x, mut y) = (join(&mx, 1), join(&my, 2));
         x.claim(&mx, 5).unwrap();
-        let (i, id) = x.offer(&mx, y.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+        let (i, id) = x
+            .offer(&mx, y.slot(), &[Extent { start: 0, count: 2 }])
+            .unwrap();
         y.accept(&my, i, id).unwrap();
         let before = mx.writes();
         mx.die_after(n);
@@ -323,7 +403,11 @@ fn crash_during_release() {
         // Released or reaped, x's blocks are all y's in the end.
         assert_eq!(owned(&y, &my).len(), 5, "n={n}");
         let h = protocol::read_handoff(&my, &protocol::read_superblock(&my).unwrap(), i).unwrap();
-        assert_eq!((h.state, h.outcome), (HandoffState::Free, Outcome::Released), "n={n}");
+        assert_eq!(
+            (h.state, h.outcome),
+            (HandoffState::Free, Outcome::Released),
+            "n={n}"
+        );
         if done {
             return;
         }
@@ -337,7 +421,7 @@ fn crash_during_join_and_leave() {
         |x, m, _, _| {
             let sb = *x.superblock();
             // A second membership of the same process, in another slot.
-            let z = Host::join(m, sb, uuid(9))?;
+            let mut z = Host::join(m, sb, uuid(9))?;
             z.leave(m)
         },
         false,
@@ -345,7 +429,7 @@ fn crash_during_join_and_leave() {
     crash_everywhere(
         |x, m, _, _| {
             let sb = *x.superblock();
-            let h = std::mem::replace(x, Host::join(m, sb, uuid(8))?);
+            let mut h = std::mem::replace(x, Host::join(m, sb, uuid(8))?);
             h.leave(m)
         },
         false,
@@ -358,12 +442,17 @@ fn target_dies_after_accepting_source_gets_blocks_back() {
     let (ma, mb) = (mem.host(), mem.host());
     let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
     a.claim(&ma, 4).unwrap();
-    let (i, id) = a.offer(&ma, b.slot(), &[Extent { start: 0, count: 2 }]).unwrap();
+    let (i, id) = a
+        .offer(&ma, b.slot(), &[Extent { start: 0, count: 2 }])
+        .unwrap();
     b.accept(&mb, i, id).unwrap();
     // b dies: a, which still holds the pages, gets the blocks back.
     pass(&mem, &mut [(&mut a, &ma)], u64::from(TIMING.lease_ms) * 3);
     let h = protocol::read_handoff(&ma, a.superblock(), i).unwrap();
-    assert_eq!((h.state, h.outcome), (HandoffState::Free, Outcome::RolledBack));
+    assert_eq!(
+        (h.state, h.outcome),
+        (HandoffState::Free, Outcome::RolledBack)
+    );
     assert_eq!(owned(&a, &ma), vec![0, 1, 2, 3]);
     check(&ma);
 }
@@ -384,7 +473,10 @@ fn a_torn_slot_or_table_copy_falls_back_to_the_other() {
     // Tear both: the table is corrupt and every locked step says so.
     let other = sb.record_offset(crate::abi::Kind::Owners, 0, next) as usize;
     mem.bytes_mut()[other + 40] ^= 1;
-    assert_eq!(a.claim(&ma, 1), Err(Error::Corrupt(crate::abi::Kind::Owners, 0)));
+    assert_eq!(
+        a.claim(&ma, 1),
+        Err(Error::Corrupt(crate::abi::Kind::Owners, 0))
+    );
     assert!(protocol::check_tables(&ma, &sb).is_err());
     // A torn slot copy: the other copy stands.
     let slot = sb.slot_offset(a.slot()) as usize;
@@ -409,5 +501,29 @@ fn a_stale_format_is_redone_and_a_corrupt_superblock_refused() {
         o => panic!("{o:?}"),
     }
     mem.bytes_mut()[0x30] ^= 1;
-    assert!(matches!(open(&mem.host(), 3), Err(Error::Header(crate::abi::HeaderError::Corrupt { .. }))));
+    assert!(matches!(
+        open(&mem.host(), 3),
+        Err(Error::Header(crate::abi::HeaderError::Corrupt { .. }))
+    ));
+}
+
+#[test]
+fn a_host_dead_holding_a_ticket_delays_the_lock_by_a_lease_only() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let mut a = join(&ma, 1);
+    // a dies inside the lock: after its ticket, before its transaction.
+    ma.die_after(3);
+    assert!(a.claim(&ma, 1).is_err());
+    // A new host joins: it waits for a's lease to expire, no longer.
+    let t0 = mb.now_ms();
+    let mut b = join(&mb, 2);
+    let waited = mb.now_ms() - t0;
+    assert!(waited >= u64::from(TIMING.lease_ms), "waited {waited} ms");
+    assert!(
+        waited < 3 * u64::from(TIMING.lease_ms),
+        "waited {waited} ms"
+    );
+    assert_eq!(b.claim(&mb, 40).unwrap(), 40);
+    check(&mb);
 }

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""The portal header, version 1.0, decoded from its specification alone.
+
+Written from Documentation/admin-guide/mm/cxl-switched-abi.rst, without the
+driver's code, so that it can check what that code wrote:
+
+    portal_spec.py check FILE [--final]   check the invariants of a portal
+    portal_spec.py image KIND OUT         write a test image: corrupt,
+                                          newer, foreign (for the lab)
+
+`check` exits 1 and names every violation: a record with no valid copy, a
+block owned by a host that is not a live member, a block in a handoff that
+is not in use or does not list it, a handoff between hosts that are gone.
+With --final (every host but one is dead and has been reaped), exactly one
+member is live and no handoff is in progress.
+"""
+import struct
+import sys
+
+RECORD = 256
+MAGIC = b"CXLSWPTL"
+NO_SLOT, QUARANTINED = 0xFFFF, 0xFFFE
+ENTRIES = 26
+KIND_MEMBERS, KIND_OWNERS, KIND_HANDOFF = 1, 2, 3
+SLOT_KIND = 0x544F4C53
+
+
+def crc32c(data: bytes) -> int:
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 & -(c & 1))
+    return c ^ 0xFFFFFFFF
+
+
+def sealed(rec: bytes) -> bool:
+    return struct.unpack_from("<I", rec, 252)[0] == crc32c(rec[:252])
+
+
+def seal(rec: bytearray) -> bytearray:
+    struct.pack_into("<I", rec, 252, crc32c(bytes(rec[:252])))
+    return rec
+
+
+class Violation(Exception):
+    pass
+
+
+def superblock(img: bytes) -> dict:
+    rec = img[:RECORD]
+    if rec[:8] != MAGIC:
+        raise Violation("superblock: unknown magic")
+    if not sealed(rec):
+        raise Violation("superblock: CRC32C mismatch")
+    f = struct.unpack_from("<HHIQ16sQQIIQIIQQQIIII", rec, 8)
+    keys = ["major", "minor", "record_size", "generation", "uuid", "block_size",
+            "block_count", "header_blocks", "host_slots", "slot_offset",
+            "slot_size", "flags", "members", "owners", "handoffs",
+            "handoff_count", "lease_ms", "settle_ms", "state"]
+    sb = dict(zip(keys, f))
+    if sb["major"] != 1 or sb["record_size"] != RECORD or sb["state"] != 2:
+        raise Violation(f"superblock: version {sb['major']}.{sb['minor']}, "
+                        f"record size {sb['record_size']}, state {sb['state']}")
+    return sb
+
+
+def table(img: bytes, base: int, kind: int, index: int) -> bytes:
+    """The current copy of a table record: the valid one of larger generation."""
+    best = None
+    for copy in (0, 1):
+        off = base + (index * 2 + copy) * RECORD
+        rec = img[off:off + RECORD]
+        if rec == bytes(RECORD) or not sealed(rec):
+            continue
+        k, i, gen = struct.unpack_from("<IIQ", rec, 0)
+        if (k, i) != (kind, index):
+            continue
+        if best is None or gen > best[0]:
+            best = (gen, rec)
+    if best is None:
+        raise Violation(f"table {kind} record {index}: no valid copy")
+    return best[1]
+
+
+def slot(img: bytes, sb: dict, n: int):
+    """The current copy of slot n: (state, generation, epoch, intent) or None."""
+    best = None
+    for copy in (0, 1):
+        off = sb["slot_offset"] + n * sb["slot_size"] + copy * RECORD
+        rec = img[off:off + RECORD]
+        if rec == bytes(RECORD) or not sealed(rec):
+            continue
+        kind, state, gen = struct.unpack_from("<IIQ", rec, 0)
+        if kind != SLOT_KIND:
+            continue
+        epoch = struct.unpack_from("<I", rec, 0x20)[0]
+        intent = struct.unpack_from("<Q", rec, 0x30)[0]
+        if best is None or gen > best[1]:
+            best = (state, gen, epoch, intent)
+    return best
+
+
+def check(img: bytes, final: bool = False) -> dict:
+    sb = superblock(img)
+    errors = []
+    data_blocks = sb["block_count"] - sb["header_blocks"]
+    members = {}
+    for n in range(sb["host_slots"]):
+        rec = table(img, sb["members"], KIND_MEMBERS, n // ENTRIES)
+        v = struct.unpack_from("<Q", rec, 0x20 + (n % ENTRIES) * 8)[0]
+        epoch, state = v & 0xFFFFFFFF, (v >> 32) & 0xFFFF
+        if v >> 48 or state > 2:
+            errors.append(f"member {n}: bad entry {v:#x}")
+        members[n] = (state, epoch)
+    live = {(n, e) for n, (s, e) in members.items() if s == 1}
+    handoffs = {}
+    for i in range(sb["handoff_count"]):
+        rec = table(img, sb["handoffs"], KIND_HANDOFF, i)
+        hid, state, outcome, src, dst, se, de, nx = struct.unpack_from("<QIIHHIII", rec, 0x20)
+        ext = [struct.unpack_from("<II", rec, 0x40 + k * 8) for k in range(min(nx, 8))]
+        if nx > 8 or state > 2 or outcome > 2:
+            errors.append(f"handoff {i}: bad record")
+        if state != 0:
+            handoffs[i] = (src, se, dst, de, ext)
+            for who in ((src, se), (dst, de)):
+                if who not in live:
+                    errors.append(f"handoff {i} in progress with slot {who[0]} epoch {who[1]}, not a live member")
+    owned = {}
+    for b in range(data_blocks):
+        rec = table(img, sb["owners"], KIND_OWNERS, b // ENTRIES)
+        s, h, e = struct.unpack_from("<HHI", rec, 0x20 + (b % ENTRIES) * 8)
+        if s not in (NO_SLOT, QUARANTINED):
+            if (s, e) not in live:
+                errors.append(f"block {b}: owned by slot {s} epoch {e}, not a live member")
+            owned[(s, e)] = owned.get((s, e), 0) + 1
+        if h:
+            x = handoffs.get(h - 1)
+            if x is None:
+                errors.append(f"block {b}: in handoff {h - 1}, which is not in progress")
+            elif not any(st <= b < st + c for st, c in x[4]):
+                errors.append(f"block {b}: in handoff {h - 1}, which does not list it")
+    for n in range(sb["host_slots"]):
+        st = slot(img, sb, n)
+        if st and st[0] == 2 and members[n] == (1, st[2]) and st[3] and final:
+            errors.append(f"slot {n}: a transaction in progress at the end")
+    if final:
+        if len(live) != 1:
+            errors.append(f"{len(live)} live members at the end, not one")
+        if handoffs:
+            errors.append(f"{len(handoffs)} handoff(s) in progress at the end")
+    if errors:
+        raise Violation("; ".join(errors))
+    return {"live": sorted(live), "owned": sum(owned.values()), "data_blocks": data_blocks}
+
+
+def image(kind: str, block_size: int, size: int) -> bytes:
+    """A first page for the lab: a valid v1 superblock made corrupt or newer,
+    or foreign data."""
+    rec = bytearray(RECORD)
+    rec[:8] = MAGIC
+    count = size // block_size
+    struct.pack_into("<HHIQ16sQQIIQIIQQQIIII", rec, 8, 1, 0, RECORD, 2, bytes(range(16)),
+                     block_size, count, 1, 16, 4096, 512, 0, 0x3000, 0x4000, 0x5000,
+                     16, 5000, 100, 2)
+    if kind == "newer":
+        struct.pack_into("<H", rec, 8, 2)
+        seal(rec)
+    elif kind == "corrupt":
+        seal(rec)
+        rec[0x30] ^= 0x10
+    elif kind == "foreign":
+        rec = bytearray(b"not a portal: somebody's data\n" * 8)[:RECORD]
+    else:
+        raise SystemExit(f"unknown image kind {kind}")
+    return bytes(rec) + bytes(4096 - RECORD)
+
+
+def main(argv: list) -> int:
+    if len(argv) >= 2 and argv[0] == "check":
+        img = open(argv[1], "rb").read()
+        try:
+            r = check(img, final="--final" in argv)
+        except Violation as e:
+            print(f"portal_spec: {argv[1]}: VIOLATION: {e}")
+            return 1
+        print(f"portal_spec: {argv[1]}: invariants hold: live members {r['live']}, "
+              f"{r['owned']} of {r['data_blocks']} blocks owned")
+        return 0
+    if len(argv) == 5 and argv[0] == "image":
+        open(argv[2], "wb").write(image(argv[1], int(argv[3], 0), int(argv[4], 0)))
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

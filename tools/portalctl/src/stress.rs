@@ -1,0 +1,434 @@
+//! The protocol stress test: worker processes share one file-backed portal
+//! and do random joins, claims, returns, handoffs and leaves while the
+//! parent kills them with SIGKILL at random points and starts new ones.
+//!
+//! Each worker checks what it can see of the invariants as it goes: a block
+//! it owns carries its stamp (a block owned twice gets another host's), and
+//! the portal lock is exclusive (a witness word written inside it is never
+//! overwritten before it leaves). At the end the parent joins as a last
+//! host, waits until every dead worker has been reaped, and leaves the file
+//! for an independent checker (`tools/stress/check_portal.py`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::abi::{Extent, Geometry, HandoffState, Timing};
+use crate::medium::FileMedium;
+use crate::protocol::{self, Error, Host, Medium};
+
+/// The stress portal's geometry: small blocks, so that many fit.
+pub const GEOMETRY_BLOCK_SIZE: u64 = 64 << 10;
+const GEO: Geometry = Geometry {
+    block_size: GEOMETRY_BLOCK_SIZE,
+    block_count: 65,
+    header_blocks: 1,
+    host_slots: 16,
+};
+const TIMING: Timing = Timing {
+    lease_ms: 300,
+    settle_ms: 15,
+};
+const HANDOFFS: u32 = 8;
+
+/// The portal's bytes, then one page of counters.
+const PORTAL_BYTES: usize = (GEO.block_size * GEO.block_count) as usize;
+const FILE_BYTES: usize = PORTAL_BYTES + 4096;
+/// Counters: the lock witness, violations, then per worker its operations.
+const WITNESS: usize = PORTAL_BYTES;
+const VIOLATIONS: usize = PORTAL_BYTES + 8;
+const OPS: usize = PORTAL_BYTES + 64;
+/// Most workers (one counter each).
+pub const MAX_WORKERS: usize = 64;
+
+/// xorshift64*: reproducible, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+fn uuid(rng: &mut Rng) -> [u8; 16] {
+    let mut u = [0u8; 16];
+    u[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+    u[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+    u
+}
+
+/// What a worker believes it owns, with the stamp it wrote in each block.
+struct Worker {
+    m: FileMedium,
+    index: usize,
+    rng: Rng,
+    host: Option<Host>,
+    mine: Vec<u64>,
+}
+
+impl Worker {
+    fn block_offset(b: u64) -> usize {
+        ((b + u64::from(GEO.header_blocks)) * GEO.block_size) as usize
+    }
+
+    fn count(&self) {
+        let at = OPS + 8 * self.index;
+        self.m.store(at, self.m.load(at) + 1);
+    }
+
+    fn violation(&self, what: &str) {
+        eprintln!("portal-stress: worker {}: VIOLATION: {what}", self.index);
+        self.m.store(VIOLATIONS, self.m.load(VIOLATIONS) + 1);
+    }
+
+    fn join(&mut self) -> Result<(), Error> {
+        let sb =
+            *protocol::open(&self.m, &GEO, uuid(&mut self.rng), HANDOFFS, TIMING)?.superblock();
+        let h = Host::join(&self.m, sb, uuid(&mut self.rng))?;
+        self.mine.clear();
+        self.host = Some(h);
+        self.count();
+        Ok(())
+    }
+
+    /// Compares the blocks the table says this host owns with the stamps:
+    /// stamps new ones, checks old ones, forgets the ones gone.
+    fn reconcile(&mut self) -> Result<(), Error> {
+        let Some(h) = self.host.as_mut() else {
+            return Ok(());
+        };
+        let mut owned = Vec::new();
+        h.owned(&self.m, |b, lent| {
+            if !lent {
+                owned.push(b)
+            }
+        })?;
+        let stamp = (u64::from(h.slot()) << 48) | (u64::from(h.epoch()) << 16) | self.index as u64;
+        let mut bad = Vec::new();
+        for &b in &owned {
+            let at = Self::block_offset(b);
+            if self.mine.contains(&b) {
+                let seen = self.m.load(at);
+                if seen != stamp {
+                    bad.push((b, seen));
+                }
+            } else if h.holds_lease(&self.m) {
+                // Using a block's memory needs a valid lease, as writing
+                // the header does.
+                self.m.store(at, stamp);
+            } else {
+                return Err(Error::Expired);
+            }
+        }
+        // A stamp read is only evidence if this host still held its lease
+        // after reading it.
+        h.renew(&self.m)?;
+        for (b, seen) in bad {
+            self.violation(&format!(
+                "block {b} owned by this host carries stamp {seen:#x}, not {stamp:#x}"
+            ));
+        }
+        self.mine = owned;
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<(), Error> {
+        if self.host.is_none() {
+            return self.join();
+        }
+        let h = self.host.as_mut().unwrap();
+        let m = &self.m;
+        let sb = *h.superblock();
+        match self.rng.below(100) {
+            0..=24 => {
+                h.claim(m, 1 + self.rng.below(4))?;
+            }
+            25..=39 => {
+                let r = self.rng.next_u64();
+                h.give_back(m, |b| (b ^ r) % 3 == 0)?;
+            }
+            40..=54 => {
+                // Offer up to two runs of owned blocks to a random member.
+                let target = self.rng.below(u64::from(GEO.host_slots)) as u32;
+                let mut free = Vec::new();
+                h.owned(m, |b, lent| {
+                    if !lent {
+                        free.push(b)
+                    }
+                })?;
+                if free.is_empty()
+                    || protocol::read_member(m, &sb, target)?.state != crate::abi::MemberState::Live
+                {
+                    h.heartbeat(m)?;
+                } else {
+                    let b = free[self.rng.below(free.len() as u64) as usize];
+                    let ext = [Extent {
+                        start: b as u32,
+                        count: 1,
+                    }];
+                    match h.offer(m, target, &ext) {
+                        Ok(_) | Err(Error::Invalid(_)) | Err(Error::NoRecord) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            55..=84 => {
+                // Accept what is offered to this host; release what it
+                // offered and was accepted; sometimes cancel an offer.
+                for i in 0..sb.handoffs {
+                    let x = protocol::read_handoff(m, &sb, i)?;
+                    let me = (
+                        x.target as u32 == h.slot() && x.target_epoch == h.epoch(),
+                        x.source as u32 == h.slot() && x.source_epoch == h.epoch(),
+                    );
+                    let r = match (x.state, me) {
+                        (HandoffState::Offered, (true, _)) if self.rng.below(4) != 0 => {
+                            h.accept(m, i, x.id)
+                        }
+                        (HandoffState::Offered, (true, _)) | (HandoffState::Offered, (_, true))
+                            if self.rng.below(3) == 0 =>
+                        {
+                            h.cancel(m, i, x.id)
+                        }
+                        (HandoffState::Accepted, (_, true)) => h.release(m, i, x.id),
+                        _ => continue,
+                    };
+                    match r {
+                        Ok(()) | Err(Error::Invalid(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            85..=94 => {
+                h.heartbeat(m)?;
+            }
+            95..=96 => {
+                // The portal lock is exclusive: a witness written under it
+                // survives until it is cleared.
+                let me = 1 + self.index as u64 + (u64::from(std::process::id()) << 8);
+                let mut broken = None;
+                h.locked(m, |m| {
+                    let w = WITNESS as u64;
+                    let mut b = [0u8; 8];
+                    let _ = m.read(w, &mut b);
+                    let _ = m.write(w, &me.to_le_bytes());
+                    m.sleep_ms(1);
+                    let _ = m.read(w, &mut b);
+                    if u64::from_le_bytes(b) != me {
+                        broken = Some(u64::from_le_bytes(b));
+                    }
+                    let _ = m.write(w, &0u64.to_le_bytes());
+                })?;
+                if let Some(other) = broken {
+                    self.violation(&format!(
+                        "lock witness overwritten by {other:#x} while held"
+                    ));
+                }
+            }
+            _ => {
+                let mut h = self.host.take().unwrap();
+                self.mine.clear();
+                h.leave(m)?;
+                self.count();
+                return Ok(());
+            }
+        }
+        self.count();
+        self.reconcile()
+    }
+}
+
+/// A worker process: runs until killed.
+pub fn worker(path: &Path, index: usize, seed: u64) -> Result<()> {
+    let m = FileMedium::open(path, FILE_BYTES)?;
+    let mut w = Worker {
+        m,
+        index,
+        rng: Rng(seed | 1),
+        host: None,
+        mine: Vec::new(),
+    };
+    loop {
+        match w.step() {
+            Ok(()) => {}
+            Err(e) if e.is_fatal() => {
+                // Fenced, expired or evicted: stop using the portal, join again.
+                w.host = None;
+                w.mine.clear();
+            }
+            Err(Error::Corrupt(kind, index)) => {
+                w.violation(&format!("{kind:?} record {index} has no valid copy"));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// What a stress run did.
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    pub workers: usize,
+    pub operations: u64,
+    pub kills: u64,
+    pub violations: u64,
+    pub seconds: f64,
+    pub final_owned: u64,
+    pub final_free: u64,
+}
+
+fn spawn(exe: &Path, path: &Path, index: usize, seed: u64) -> Result<Child> {
+    Command::new(exe)
+        .arg("--worker")
+        .arg(index.to_string())
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg(path)
+        .spawn()
+        .with_context(|| format!("starting worker {index}"))
+}
+
+/// The parent: `workers` processes until `ops` operations in total, a
+/// SIGKILL every `kill_ms` on average; then reaps the dead and leaves.
+pub fn run(
+    exe: &Path,
+    path: &PathBuf,
+    workers: usize,
+    ops: u64,
+    kill_ms: u64,
+    seed: u64,
+) -> Result<Summary> {
+    if workers == 0 || workers > MAX_WORKERS {
+        bail!("--procs must be 1..={MAX_WORKERS}");
+    }
+    // A fresh, all-zero portal: the workers race to format it.
+    let _ = std::fs::remove_file(path);
+    let m = FileMedium::open(path, FILE_BYTES)?;
+    let mut rng = Rng(seed | 1);
+    let start = Instant::now();
+    let mut children = Vec::new();
+    for i in 0..workers {
+        children.push(spawn(exe, path, i, rng.next_u64())?);
+    }
+    let total = |m: &FileMedium| (0..workers).map(|i| m.load(OPS + 8 * i)).sum::<u64>();
+    let mut kills = 0;
+    let mut last = Instant::now();
+    while total(&m) < ops {
+        std::thread::sleep(Duration::from_millis(5));
+        if last.elapsed() >= Duration::from_millis(kill_ms / 2 + rng.below(kill_ms)) {
+            let i = rng.below(workers as u64) as usize;
+            let _ = children[i].kill();
+            let _ = children[i].wait();
+            kills += 1;
+            children[i] = spawn(exe, path, i, rng.next_u64())?;
+            last = Instant::now();
+        }
+        if start.elapsed() > Duration::from_secs(900) {
+            bail!("only {} operations after 15 minutes", total(&m));
+        }
+    }
+    let operations = total(&m);
+    // A last host joins while the workers run; then they all die at once, and
+    // it reaps every one of them, once their leases expired.
+    let sb = *protocol::open(&m, &GEO, uuid(&mut rng), HANDOFFS, TIMING)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.as_str()))?
+        .superblock();
+    let mut h = Host::join(&m, sb, uuid(&mut rng))
+        .map_err(|e| anyhow::anyhow!("final join: {}", e.as_str()))?;
+    for c in children.iter_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let until = Instant::now() + Duration::from_millis(u64::from(TIMING.lease_ms) * 3);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(u64::from(TIMING.lease_ms / 5)));
+        h.heartbeat(&m)
+            .map_err(|e| anyhow::anyhow!("final heartbeat: {}", e.as_str()))?;
+    }
+    let (mut final_owned, mut final_free) = (0, 0);
+    protocol::for_each_owner(&m, &sb, |_, o| {
+        if o.is_free() {
+            final_free += 1
+        } else {
+            final_owned += 1
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("owner table: {}", e.as_str()))?;
+    Ok(Summary {
+        workers,
+        operations,
+        kills,
+        violations: m.load(VIOLATIONS),
+        seconds: start.elapsed().as_secs_f64(),
+        final_owned,
+        final_free,
+    })
+}
+
+/// The layout facts the independent checker needs, as the spec gives them.
+pub fn portal_bytes() -> usize {
+    PORTAL_BYTES
+}
+
+/// Lock-acquisition latency with `procs` contending processes: each takes
+/// and releases the lock `rounds` times; returns every latency in µs.
+pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>> {
+    let _ = std::fs::remove_file(path);
+    {
+        let m = FileMedium::open(path, FILE_BYTES)?;
+        protocol::open(&m, &GEO, [1; 16], HANDOFFS, TIMING)
+            .map_err(|e| anyhow::anyhow!(e.as_str()))?;
+    }
+    let mut pids = Vec::new();
+    for i in 0..procs {
+        // SAFETY: fork in a single-threaded process; the child only runs
+        // this loop and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = (|| -> Result<()> {
+                let m = FileMedium::open(path, FILE_BYTES)?;
+                let sb = protocol::read_superblock(&m).map_err(|e| anyhow::anyhow!(e.as_str()))?;
+                let mut u = [0u8; 16];
+                u[0] = i as u8 * 7 + 1;
+                u[1] = i as u8;
+                let mut h = Host::join(&m, sb, u).map_err(|e| anyhow::anyhow!(e.as_str()))?;
+                let mut out = Vec::new();
+                for _ in 0..rounds {
+                    let t = Instant::now();
+                    h.locked(&m, |_| ())
+                        .map_err(|e| anyhow::anyhow!(e.as_str()))?;
+                    out.push(t.elapsed().as_micros() as u64);
+                    h.renew(&m).map_err(|e| anyhow::anyhow!(e.as_str()))?;
+                }
+                let text: Vec<String> = out.iter().map(|x| x.to_string()).collect();
+                std::fs::write(path.with_extension(format!("lat{i}")), text.join("\n"))?;
+                Ok(())
+            })();
+            std::process::exit(if code.is_ok() { 0 } else { 1 });
+        }
+        pids.push(pid);
+    }
+    let mut all = Vec::new();
+    for (i, pid) in pids.into_iter().enumerate() {
+        let mut status = 0;
+        // SAFETY: waiting for a child we forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if status != 0 {
+            bail!("lock latency worker {i} failed");
+        }
+        let f = path.with_extension(format!("lat{i}"));
+        let text = std::fs::read_to_string(&f)?;
+        let _ = std::fs::remove_file(&f);
+        all.extend(text.lines().filter_map(|l| l.parse::<u64>().ok()));
+    }
+    Ok(all)
+}
