@@ -4,6 +4,8 @@
 #   1. harness self-tests (KTAP parser, splat scanner)
 #   2. userspace: rustfmt, clippy and cargo test of tools/ (unit and
 #      property tests)
+#   3. protocol: the 8-process stress test with an independent checker,
+#      the spin model, a cargo-fuzz smoke run (scripts/protocol-check.sh)
 #   3. kernel style: rustfmtcheck and CLIPPY=1 on the driver; the series
 #      exported with git format-patch and checked with checkpatch
 #   4. kernel build, initramfs
@@ -51,6 +53,14 @@ count_guest() {
 		TOTAL_FAIL=$((TOTAL_FAIL + $(echo "$line" | awk '{print $4}')))
 	fi
 }
+count_protocol() {
+	local line
+	line=$(grep -E '^protocol: [0-9]+ passed, [0-9]+ failed' "$BUILD/logs/tier-$1.log" | tail -1)
+	if [[ -n "$line" ]]; then
+		TOTAL_PASS=$((TOTAL_PASS + $(echo "$line" | awk '{print $2}')))
+		TOTAL_FAIL=$((TOTAL_FAIL + $(echo "$line" | awk '{print $4}')))
+	fi
+}
 fail_tier() { TOTAL_FAIL=$((TOTAL_FAIL + 1)); }
 
 T0=$SECONDS
@@ -63,6 +73,13 @@ if tier tools bash -c "'$REPO/scripts/build-tools.sh' && cd '$REPO/tools' &&
 	count_cargo tools
 else
 	count_cargo tools
+	fail_tier
+fi
+
+if tier protocol "$REPO/scripts/protocol-check.sh"; then
+	count_protocol protocol
+else
+	count_protocol protocol
 	fail_tier
 fi
 

@@ -60,6 +60,7 @@ class Boot:
     proc: subprocess.Popen | None = None
     timed_out: bool = False
     elapsed: float = 0.0
+    rebooted: bool = False
 
     @property
     def console(self) -> Path:
@@ -131,8 +132,11 @@ def make_backing(fab: dict, shm: Path, hosts: list[str]) -> None:
 
 
 def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
-               token: int | None = None) -> list[Boot]:
-    """Boot `hosts` at the same moment on one fresh portal; wait for all."""
+               token: int | None = None, reboot: list[str] | None = None) -> list[Boot]:
+    """Boot `hosts` at the same moment on one fresh portal; wait for all.
+    A host in `reboot` is booted once more when its first QEMU ends, on the
+    same portal, with cxlsw.boot=2 (its logs under SCENARIO-boot2-HOST)."""
+    reboot = reboot or []
     for f in (kernel_image(), initramfs()):
         if not f.exists():
             sys.exit(f"lab: {f} is missing; run `make kernel initramfs` first")
@@ -143,20 +147,32 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
     token = token if token is not None else secrets.randbits(62) | 1
     timeout = fab["guest"]["boot_timeout"]
     boots = []
+
+    def start(h: str, label: str, boot: int) -> Boot:
+        b = Boot(h, label, logdir)
+        append = (f"{fab['guest']['cmdline']} cxlsw.scenario={scenario} cxlsw.host={h} "
+                  f"cxlsw.token={token:#x} cxlsw.boot={boot}")
+        b.argv = qemu_argv(fab, h, shm, append, b.console, b.output)
+        (logdir / f"{label}-{h}.qemu.cmd").write_text(" ".join(b.argv) + "\n")
+        for f in (b.console, b.output):
+            f.unlink(missing_ok=True)
+        b.proc = subprocess.Popen(b.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=open(b.qemu_err, "w"))
+        boots.append(b)
+        return b
+
     try:
         for h in hosts:
-            b = Boot(h, scenario, logdir)
-            append = f"{fab['guest']['cmdline']} cxlsw.scenario={scenario} cxlsw.host={h} cxlsw.token={token:#x}"
-            b.argv = qemu_argv(fab, h, shm, append, b.console, b.output)
-            (logdir / f"{scenario}-{h}.qemu.cmd").write_text(" ".join(b.argv) + "\n")
-            for f in (b.console, b.output):
-                f.unlink(missing_ok=True)
-            b.proc = subprocess.Popen(b.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=open(b.qemu_err, "w"))
-            boots.append(b)
+            start(h, scenario, 1)
         t0 = time.monotonic()
         last_note = t0
         while any(b.proc.poll() is None for b in boots):
+            for b in list(boots):
+                if b.host in reboot and not b.rebooted and b.proc.poll() is not None:
+                    b.rebooted = True
+                    b.elapsed = time.monotonic() - t0
+                    print(f"    ... {scenario}: host {b.host} ended; booting it again", flush=True)
+                    start(b.host, f"{scenario}-boot2", 2).rebooted = True
             now = time.monotonic()
             if now - t0 > timeout:
                 for b in boots:
@@ -171,7 +187,7 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
             time.sleep(0.2)
         for b in boots:
             b.proc.wait()
-            b.elapsed = time.monotonic() - t0
+            b.elapsed = b.elapsed or time.monotonic() - t0
     finally:
         for b in boots:
             if b.proc and b.proc.poll() is None:
@@ -246,10 +262,19 @@ def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Ver
 
 def run_scenario(fab: dict, sc: dict, logdir: Path) -> list[Verdict]:
     print(f"==> scenario {sc['name']}: booting host(s) {', '.join(sc['hosts'])}", flush=True)
-    boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir)
+    boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir, reboot=sc.get("reboot", []))
     verdicts = []
     for b in boots:
         verdicts += judge(b, sc.get("kunit", []), sc.get("expect_splat", False))
+    for pattern in sc.get("once", []):
+        # A line that exactly one boot's console must hold (e.g. one format).
+        v = Verdict(f"once:{pattern}")
+        n = sum(1 for b in boots if pattern in b.read(b.console))
+        if n == 1:
+            v.passed = 1
+        else:
+            v.problems.append(f"{n} boots logged '{pattern}', not exactly one")
+        verdicts.append(v)
     for v in verdicts:
         ok = not v.problems and v.failed == 0
         print(f"    {'PASS' if ok else 'FAIL'} {v.name}: {v.passed} passed, {v.failed} failed"

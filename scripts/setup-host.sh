@@ -11,7 +11,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-stamp="$CACHE/setup-host.v4.stamp"
+stamp="$CACHE/setup-host.v5.stamp"
 if [[ -f "$stamp" && -z "${FORCE_SETUP:-}" ]] && command -v qemu-system-x86_64 >/dev/null &&
    command -v bindgen >/dev/null; then
 	step "host setup: already done ($stamp)"
@@ -65,6 +65,12 @@ if ! command -v bindgen >/dev/null; then
 	cargo install --locked --quiet bindgen-cli
 fi
 bindgen --version
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+	step "rustup: nightly (for cargo-fuzz); cargo: installing cargo-fuzz"
+	rustup toolchain install nightly --profile minimal >/dev/null
+	cargo install --locked --quiet cargo-fuzz
+fi
 
 mkdir -p "$CACHE"
 touch "$stamp"

@@ -318,24 +318,53 @@ pub fn inspect(start: &[u8], device: Option<Device>) -> Inspection {
     }
 }
 
-/// A version 1.0 superblock record for a portal of `size` bytes in blocks
-/// of `block_size`, as a host formats it (for tests and for seeding lab
-/// portals).
+/// One fuzz input: the first bytes of a portal, checked against a device
+/// taken from its first 16 bytes. Everything a booting host and `portal
+/// show` do with them must end without a panic.
+pub fn fuzz_one(data: &[u8]) {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        for (i, b) in w.iter_mut().enumerate() {
+            *b = data.get(at + i).copied().unwrap_or(0);
+        }
+        u64::from_le_bytes(w)
+    };
+    // Block sizes from 4 KiB to 1 GiB, and any size.
+    let device = Device {
+        block_size: 1 << (12 + word(0) % 19),
+        size: word(8),
+    };
+    let _ = inspect(data, Some(device));
+    let _ = inspect(data, None);
+    let _ = header_bytes(data);
+    // A valid superblock followed by fuzzed tables: decode them all.
+    let mut rec = [0u8; abi::SUPERBLOCK_SIZE];
+    if let Some(r) = data.get(..abi::SUPERBLOCK_SIZE) {
+        rec.copy_from_slice(r);
+        if let Ok(sb) = Superblock::decode(&rec) {
+            let _ = tables(data, &sb);
+        }
+    }
+}
+
+/// The header of a portal of `size` bytes in blocks of `block_size`, as a
+/// host formats it: the superblock and every table, empty (for tests and
+/// for seeding lab portals). Empty if the geometry cannot hold a portal.
 pub fn format_record(uuid: [u8; 16], block_size: u64, size: u64, host_slots: u32) -> Vec<u8> {
-    let mut sb = Superblock::new(
-        uuid,
-        Geometry {
-            block_size,
-            block_count: size.checked_div(block_size).unwrap_or(0),
-            header_blocks: crate::layout::HEADER_BLOCKS as u32,
-            host_slots,
-        },
-        16,
-        abi::Timing {
-            lease_ms: 5000,
-            settle_ms: 100,
-        },
-    );
-    sb.state = abi::SB_READY;
-    sb.encode().to_vec()
+    let geometry = Geometry {
+        block_size,
+        block_count: size.checked_div(block_size).unwrap_or(0),
+        header_blocks: crate::layout::HEADER_BLOCKS as u32,
+        host_slots,
+    };
+    let timing = abi::Timing {
+        lease_ms: 5000,
+        settle_ms: 100,
+    };
+    let end = Superblock::new(uuid, geometry, 16, timing).header_end();
+    let mem = crate::medium::SharedMem::new(end.max(abi::EMPTY_BYTES as u64) as usize);
+    if protocol::format(&mem.host(), uuid, geometry, 16, timing).is_err() {
+        return Vec::new();
+    }
+    mem.into_bytes()
 }

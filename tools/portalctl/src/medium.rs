@@ -3,7 +3,6 @@
 //! buffer read from a file or device (`portal show`), and a shared mapping
 //! of a file (the stress test: several processes, one portal).
 
-#[cfg(test)]
 use std::cell::{Cell, RefCell};
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -24,7 +23,6 @@ fn span(offset: u64, len: usize, size: usize) -> Result<std::ops::Range<usize>, 
     Ok(start..end)
 }
 
-#[cfg(test)]
 /// Memory several simulated hosts share in one thread, with a clock that
 /// moves only when a host sleeps or the test advances it.
 pub(crate) struct SharedMem {
@@ -32,7 +30,6 @@ pub(crate) struct SharedMem {
     clock: Cell<u64>,
 }
 
-#[cfg(test)]
 impl SharedMem {
     pub(crate) fn new(size: usize) -> Self {
         SharedMem {
@@ -45,6 +42,11 @@ impl SharedMem {
         self.clock.set(self.clock.get() + ms);
     }
 
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes.into_inner()
+    }
+
+    #[cfg(test)]
     pub(crate) fn bytes_mut(&self) -> std::cell::RefMut<'_, Vec<u8>> {
         self.bytes.borrow_mut()
     }
@@ -59,7 +61,6 @@ impl SharedMem {
     }
 }
 
-#[cfg(test)]
 /// One simulated host's access to [`SharedMem`]. With a write budget, the
 /// host dies at its next write once the budget is spent: that write lands
 /// half done (torn) and every later access fails.
@@ -69,13 +70,14 @@ pub(crate) struct SimHost<'a> {
     writes: Cell<u64>,
 }
 
-#[cfg(test)]
 impl SimHost<'_> {
+    #[cfg(test)]
     /// Dies after `n` more writes.
     pub(crate) fn die_after(&self, n: u64) {
         self.budget.set(Some(n));
     }
 
+    #[cfg(test)]
     /// Writes done so far.
     pub(crate) fn writes(&self) -> u64 {
         self.writes.get()
@@ -86,7 +88,6 @@ impl SimHost<'_> {
     }
 }
 
-#[cfg(test)]
 impl Medium for SimHost<'_> {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         if self.dead() {

@@ -1,0 +1,60 @@
+# Scenario (d), the boot check refuses what it must not join: a portal
+# holding foreign data, a header with a flipped byte (bad CRC32C), a header
+# of a newer major version. Each is written into the raw portal's first
+# page (/lab/images, made from the spec by scripts/portal_spec.py); binding
+# cxl_switched then fails with one dmesg line naming the reason, and
+# nothing is onlined. Formatting over foreign data takes the administrator
+# naming the portal by its serial number (reformat=).
+ktap_plan refuse 11
+
+lab_bringup || { diag "lab bring-up failed: see the console log"; return 0; }
+pn=$(dax_node "$PORTAL_DAX")
+serial=$(cat "/sys/bus/cxl/devices/$PORTAL_MEM/serial")
+modprobe cxl_switched
+
+# put_image FILE: write the first 256 bytes of FILE at the portal's start.
+put_image() {
+	_a=$((PORTAL_BASE))
+	for _w in $(od -An -tx8 -v -N256 "$1"); do
+		devmem "$(printf '0x%x' $_a)" 64 "0x$_w" || return 1
+		_a=$((_a + 8))
+	done
+}
+# refused KIND ERRNO REASON: the bind fails with ERRNO, one line says REASON.
+refused() {
+	dmesg -c >/dev/null
+	if [ "$(driver_of "$PORTAL_DAX")" = device_dax ]; then
+		echo "$PORTAL_DAX" >/sys/bus/dax/drivers/device_dax/unbind || return 1
+	fi
+	put_image "/lab/images/$1" || return 1
+	if echo "$PORTAL_DAX" >/sys/bus/dax/drivers/cxl_switched/bind 2>/tmp/bind.err; then
+		echo "bound"; return 1
+	fi
+	grep -q "$2" /tmp/bind.err || { cat /tmp/bind.err; return 1; }
+	[ "$(dmesg | grep -c "$PORTAL_REGION: refused: portal header: $3.*nothing onlined")" -eq 1 ] || { dmesg | tail -5; return 1; }
+}
+nothing() {
+	[ -z "$(driver_of "$PORTAL_DAX")" ] && [ "$(node_kb "$pn")" -eq 0 ] && ! grep -q 'System RAM (cxl_switched)' /proc/iomem
+}
+check "foreign data: refused" refused foreign 'Structure needs cleaning' 'not a portal header'
+check "foreign data: nothing onlined, the device stays unbound" nothing
+check "a flipped byte: refused" refused corrupt 'Structure needs cleaning' 'portal header checksum mismatch'
+check "a flipped byte: nothing onlined" nothing
+check "a newer major version: refused" refused newer 'Protocol not supported' 'portal header of a newer major version'
+check "a newer major version: nothing onlined" nothing
+check "the header was left as it was (still version 2)" \
+	sh -c "[ \$(devmem $(printf '0x%x' $((PORTAL_BASE + 8))) 16) = 0x0002 ]"
+rmmod cxl_switched
+put_image /lab/images/foreign
+check "reformat= naming another serial does not format it" \
+	sh -c "dmesg -c >/dev/null; modprobe cxl_switched reformat=0x7777 && sleep 2 && [ ! -e /sys/bus/dax/devices/$PORTAL_DAX/driver ] &&
+		dmesg | grep -q 'refused: portal header: not a portal header' && rmmod cxl_switched"
+check "reformat=$serial formats over the foreign data, with a warning" \
+	sh -c "dmesg -c >/dev/null; modprobe cxl_switched reformat=$serial claim_pct=100 && sleep 2 &&
+		dmesg | grep -q 'header refused (not a portal header (unknown magic)); formatted over as reformat=$serial asks'"
+check "the reformatted portal is joined and onlined" \
+	sh -c "[ \$(basename \$(readlink -f /sys/bus/dax/devices/$PORTAL_DAX/driver)) = cxl_switched ] &&
+		[ \$(awk '/MemTotal/ { print \$4 }' /sys/devices/system/node/node$pn/meminfo) -gt 0 ] &&
+		[ \$(cat /sys/bus/dax/devices/$PORTAL_DAX/cxl_switched/epoch) = 1 ]"
+check "sysfs: the member table lists this host, live in epoch 1" \
+	grep -q ' live epoch 1 heartbeat [0-9]* self' "/sys/bus/dax/devices/$PORTAL_DAX/cxl_switched/members"
