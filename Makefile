@@ -9,7 +9,7 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all setup source kernel tools initramfs demo check check-guest \
-	check-tools style series bench-fabric bench-online clean help
+	check-tools style series bench-fabric bench-portal bench-online clean help
 
 all: initramfs
 
@@ -56,6 +56,10 @@ bench-fabric: tools
 	@python3 tools/bench/fabric_bench.py
 
 # Onlining the portal: cxl_switched against kmem, same boot, same region.
+# The portal header: boot check of a 1 TiB portal, lock latency under contention.
+bench-portal: tools
+	@tools/target/release/portal-bench
+
 bench-online: initramfs
 	@python3 $(S)/lab.py run bench-online
 	@grep '^# bench' build/logs/run/bench-online-a.ktap.log | sed 's/^# //'

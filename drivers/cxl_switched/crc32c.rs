@@ -26,14 +26,45 @@ const fn make_table() -> [u32; 256] {
     table
 }
 
-static TABLE: [u32; 256] = make_table();
+/// Slicing-by-8 tables: `TABLES[k][b]` is the CRC of byte `b` followed by
+/// `k` zero bytes, so that eight bytes are folded in per step.
+const fn make_tables() -> [[u32; 256]; 8] {
+    let mut t = [[0u32; 256]; 8];
+    t[0] = make_table();
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+static TABLES: [[u32; 256]; 8] = make_tables();
 
 /// Continues a CRC32C over `data` from the raw (not finalised) state
 /// `state`; start with `!0` and finish with `!state`.
 pub(crate) fn update(mut state: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        // The index is masked to 0..=255, so it is always in bounds.
-        state = TABLE[((state ^ u32::from(b)) & 0xff) as usize] ^ (state >> 8);
+    let t = &TABLES;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = state ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        // Every index is a byte, masked to 0..=255: always in bounds.
+        state = t[7][(lo & 0xff) as usize]
+            ^ t[6][((lo >> 8) & 0xff) as usize]
+            ^ t[5][((lo >> 16) & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][c[4] as usize]
+            ^ t[2][c[5] as usize]
+            ^ t[1][c[6] as usize]
+            ^ t[0][c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        state = t[0][((state ^ u32::from(b)) & 0xff) as usize] ^ (state >> 8);
     }
     state
 }

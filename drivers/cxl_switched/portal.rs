@@ -527,12 +527,8 @@ impl Portal {
                 e.map_err(|_| EIO)?;
                 r.and_then(|()| writeln!(out))
             }
-            15 => membership::write_members(&m, host, out)
-                .map_err(|_| EIO)
-                .map(|_| Ok(()))?,
-            16 => membership::write_owners(&m, host, out)
-                .map_err(|_| EIO)
-                .map(|_| Ok(()))?,
+            15 => return membership::write_members(&m, host, out).map_err(|_| EIO),
+            16 => return membership::write_owners(&m, host, out).map_err(|_| EIO),
             _ => return Err(EINVAL),
         };
         r.map_err(|_| EINVAL)

@@ -8,7 +8,9 @@
 # with a new epoch and owns nothing of what b took.
 host=$(cmdline_arg cxlsw.host)
 boot=$(cmdline_arg cxlsw.boot || echo 1)
-LEASE=3000
+# Onlining a 128 MiB block of the lab's emulated CXL memory takes seconds when both
+# guests are busy: the lease must be well above that.
+LEASE=10000
 
 # now_cs: uptime in centiseconds (busybox date has no sub-second format).
 now_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }

@@ -432,3 +432,39 @@ pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>
     }
     Ok(all)
 }
+
+/// The header check of a formatted portal with `slots` host slots and
+/// `blocks` blocks of `block_size`: what a booting host does before it
+/// joins (boot state, then every table record's copies and checksums).
+/// Returns the header's bytes and the mean time of a check and of a plain
+/// copy of the same bytes (the baseline), in nanoseconds.
+pub fn header_check_ns(block_size: u64, blocks: u64, slots: u32, rounds: u32) -> Result<(usize, f64, f64)> {
+    let img = crate::header::format_record([7; 16], block_size, block_size * blocks, slots);
+    if img.is_empty() {
+        bail!("no portal of {blocks} blocks of {block_size} bytes and {slots} slots");
+    }
+    let m = crate::medium::Snapshot(&img);
+    let device = Geometry {
+        block_size,
+        block_count: blocks,
+        header_blocks: 1,
+        host_slots: slots,
+    };
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let sb = match crate::abi::boot_state(&img, &device) {
+            crate::abi::BootState::Formatted(sb) => sb,
+            other => bail!("the formatted image reads as {other:?}"),
+        };
+        protocol::check_tables(&m, &sb).map_err(|e| anyhow::anyhow!(e.as_str()))?;
+    }
+    let check = t.elapsed().as_nanos() as f64 / f64::from(rounds);
+    let mut copy = vec![0u8; img.len()];
+    let t = Instant::now();
+    for _ in 0..rounds {
+        copy.copy_from_slice(std::hint::black_box(&img));
+        std::hint::black_box(&copy);
+    }
+    let base = t.elapsed().as_nanos() as f64 / f64::from(rounds);
+    Ok((img.len(), check, base))
+}
