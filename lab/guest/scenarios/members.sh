@@ -82,13 +82,13 @@ b1)
 	check "a is fenced in the member table" \
 		sh -c "awk -v s=$aslot '\$1 == s { exit !(\$2 == \"fenced\") }' $S/members"
 	check "b owns every block and has them all online" \
-		sh -c "[ $(owned) -eq $blocks ] && [ \$(node_kb $pn) -eq $((blocks * block / 1024)) ]"
+		sh -c "[ $(owned) -eq $blocks ] && [ \$(awk '/MemTotal/ { print \$4 }' /sys/devices/system/node/node$pn/meminfo) -eq $((blocks * block / 1024)) ]"
 	check "one dmesg line says a was fenced and reaped, one that b onlined its blocks" \
 		sh -c "dmesg | grep -q 'fenced and reaped 1 host' && dmesg | grep -q 'onlined .* reclaimed block'"
 	# a boots again: wait for it to join, and stay for its checks.
 	check "a rejoins: two live members again" wait_live 2 300
 	check "b still owns every block, online" \
-		sh -c "[ $(owned) -eq $blocks ] && [ \$(node_kb $pn) -eq $((blocks * block / 1024)) ]"
+		sh -c "[ $(owned) -eq $blocks ] && [ \$(awk '/MemTotal/ { print \$4 }' /sys/devices/system/node/node$pn/meminfo) -eq $((blocks * block / 1024)) ]"
 	sleep 20
 	;;
 a2)
@@ -99,7 +99,8 @@ a2)
 	check "a joined the formatted portal without formatting it, as a new member" \
 		sh -c "! dmesg | grep -q 'empty portal formatted' && { [ \$(cat $S/epoch) -ge 2 ] || grep -q ' fenced ' $S/members; }"
 	check "a owns nothing: b holds every block" \
-		sh -c "[ -z \"\$(tr -d ',\\n' <$S/owned_blocks)\" ] && [ \$(node_kb $pn) -eq 0 ]"
+		sh -c "kb=\$(awk '/MemTotal/ { print \$4 }' /sys/devices/system/node/node$pn/meminfo 2>/dev/null);
+			[ -z \"\$(tr -d ',\\n' <$S/owned_blocks)\" ] && [ \${kb:-0} -eq 0 ]"
 	check "two live members" wait_live 2 10
 	;;
 *)
