@@ -438,7 +438,12 @@ pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>
 /// joins (boot state, then every table record's copies and checksums).
 /// Returns the header's bytes and the mean time of a check and of a plain
 /// copy of the same bytes (the baseline), in nanoseconds.
-pub fn header_check_ns(block_size: u64, blocks: u64, slots: u32, rounds: u32) -> Result<(usize, f64, f64)> {
+pub fn header_check_ns(
+    block_size: u64,
+    blocks: u64,
+    slots: u32,
+    rounds: u32,
+) -> Result<(usize, f64, f64)> {
     let img = crate::header::format_record([7; 16], block_size, block_size * blocks, slots);
     if img.is_empty() {
         bail!("no portal of {blocks} blocks of {block_size} bytes and {slots} slots");
