@@ -1044,18 +1044,9 @@ impl Host {
     pub(crate) fn give_back<M: Medium>(
         &mut self,
         m: &M,
-        mut pick: impl FnMut(u64) -> bool,
+        pick: impl FnMut(u64) -> bool,
     ) -> Result<u64, Error> {
-        self.locked_op(m, |h, m| {
-            let tx = h.begin(m, Op::Return)?;
-            let (me, epoch) = (h.slot as u16, h.rec.epoch);
-            let n = h.update_owners(m, &tx, |b, o| {
-                (o.slot == me && o.epoch == epoch && o.handoff == 0 && pick(b))
-                    .then_some(Owner::FREE)
-            })?;
-            h.commit(m, tx)?;
-            Ok(n)
-        })
+        self.let_go(m, pick, Owner::FREE)
     }
 
     /// Quarantines the owned blocks (not in a handoff) for which `pick` says so: this host
@@ -1063,18 +1054,29 @@ impl Host {
     pub(crate) fn quarantine<M: Medium>(
         &mut self,
         m: &M,
+        pick: impl FnMut(u64) -> bool,
+    ) -> Result<u64, Error> {
+        let lost = Owner {
+            slot: QUARANTINED,
+            handoff: 0,
+            epoch: self.rec.epoch,
+        };
+        self.let_go(m, pick, lost)
+    }
+
+    /// Sets the owned blocks (not in a handoff) for which `pick` says so to `to`, in one
+    /// transaction. Returns how many.
+    fn let_go<M: Medium>(
+        &mut self,
+        m: &M,
         mut pick: impl FnMut(u64) -> bool,
+        to: Owner,
     ) -> Result<u64, Error> {
         self.locked_op(m, |h, m| {
             let tx = h.begin(m, Op::Return)?;
             let (me, epoch) = (h.slot as u16, h.rec.epoch);
-            let lost = Owner {
-                slot: QUARANTINED,
-                handoff: 0,
-                epoch,
-            };
             let n = h.update_owners(m, &tx, |b, o| {
-                (o.slot == me && o.epoch == epoch && o.handoff == 0 && pick(b)).then_some(lost)
+                (o.slot == me && o.epoch == epoch && o.handoff == 0 && pick(b)).then_some(to)
             })?;
             h.commit(m, tx)?;
             Ok(n)

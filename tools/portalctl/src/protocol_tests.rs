@@ -74,7 +74,7 @@ fn check(m: &SimHost<'_>) -> Vec<(u64, u16)> {
     .unwrap();
     let mut out = Vec::new();
     protocol::for_each_owner(m, &sb, |b, o| {
-        if !o.is_free() {
+        if !o.is_free() && o.slot != crate::abi::QUARANTINED {
             assert!(
                 live.contains(&(o.slot, o.epoch)),
                 "block {b} owned by gone host {o:?}"
@@ -525,5 +525,29 @@ fn a_host_dead_holding_a_ticket_delays_the_lock_by_a_lease_only() {
         "waited {waited} ms"
     );
     assert_eq!(b.claim(&mb, 40).unwrap(), 40);
+    check(&mb);
+}
+
+#[test]
+fn quarantined_blocks_outlive_their_host_and_are_never_claimed() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    assert_eq!(a.claim(&ma, 3).unwrap(), 3);
+    assert_eq!(a.quarantine(&ma, |blk| blk == 1).unwrap(), 1);
+    assert_eq!(owned(&a, &ma), vec![0, 2]);
+    a.leave(&ma).unwrap();
+    // Everything else is b's to claim; the quarantined block is nobody's.
+    assert_eq!(b.claim(&mb, 40).unwrap(), 39);
+    assert!(!owned(&b, &mb).contains(&1));
+    let sb = *b.superblock();
+    let mut one = None;
+    protocol::for_each_owner(&mb, &sb, |blk, o| {
+        if blk == 1 {
+            one = Some(o.slot)
+        }
+    })
+    .unwrap();
+    assert_eq!(one, Some(crate::abi::QUARANTINED));
     check(&mb);
 }
