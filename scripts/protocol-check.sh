@@ -25,7 +25,7 @@ notok() { echo "not ok - $*"; fail=$((fail + 1)); }
 
 # ---- stress ----
 img=$OUT/stress.img
-if "$BIN/portal-stress" "$img" --procs 8 --ops 100000 --kill-ms 800 --json >"$OUT/stress.json"; then
+if "$BIN/portal-stress" "$img" --procs 8 --ops 100000 --kill-every 1000 --json >"$OUT/stress.json"; then
 	ok "stress: $(jq -r '"\(.operations) operations by \(.workers) processes, \(.kills) SIGKILLs, \(.violations) violations, \(.seconds | floor) s"' "$OUT/stress.json")"
 else
 	cat "$OUT/stress.json" 2>/dev/null

@@ -298,13 +298,14 @@ fn spawn(exe: &Path, path: &Path, index: usize, seed: u64) -> Result<Child> {
 }
 
 /// The parent: `workers` processes until `ops` operations in total, a
-/// SIGKILL every `kill_ms` on average; then reaps the dead and leaves.
+/// SIGKILL every `kill_every` operations on average; then a last host reaps
+/// the dead.
 pub fn run(
     exe: &Path,
     path: &PathBuf,
     workers: usize,
     ops: u64,
-    kill_ms: u64,
+    kill_every: u64,
     seed: u64,
 ) -> Result<Summary> {
     if workers == 0 || workers > MAX_WORKERS {
@@ -321,16 +322,19 @@ pub fn run(
     }
     let total = |m: &FileMedium| (0..workers).map(|i| m.load(OPS + 8 * i)).sum::<u64>();
     let mut kills = 0;
-    let mut last = Instant::now();
+    // Kills come with progress (every `kill_every` operations on average, at
+    // whatever point a random worker is), not with time: a stalled portal
+    // must not be killed into a slower one.
+    let mut next_kill = kill_every / 2 + rng.below(kill_every.max(1));
     while total(&m) < ops {
-        std::thread::sleep(Duration::from_millis(5));
-        if last.elapsed() >= Duration::from_millis(kill_ms / 2 + rng.below(kill_ms)) {
+        std::thread::sleep(Duration::from_millis(2 + rng.below(8)));
+        if total(&m) >= next_kill {
+            next_kill = total(&m) + kill_every / 2 + rng.below(kill_every.max(1));
             let i = rng.below(workers as u64) as usize;
             let _ = children[i].kill();
             let _ = children[i].wait();
             kills += 1;
             children[i] = spawn(exe, path, i, rng.next_u64())?;
-            last = Instant::now();
         }
         if start.elapsed() > Duration::from_secs(900) {
             bail!("only {} operations after 15 minutes", total(&m));

@@ -28,9 +28,10 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     ops: u64,
 
-    /// Kill a random worker every this many milliseconds on average.
-    #[arg(long, default_value_t = 800)]
-    kill_ms: u64,
+    /// Kill a random worker (SIGKILL, at whatever point it is) every this
+    /// many operations on average.
+    #[arg(long, default_value_t = 1000)]
+    kill_every: u64,
 
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
             &args.file,
             args.procs,
             args.ops,
-            args.kill_ms,
+            args.kill_every,
             args.seed,
         )?;
         if args.json {
