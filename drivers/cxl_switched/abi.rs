@@ -908,15 +908,6 @@ impl Handoff {
     pub(crate) fn extents(&self) -> &[Extent] {
         &self.extents[..self.nr_extents as usize]
     }
-
-    /// Calls `f` with every block of the handoff.
-    pub(crate) fn for_each_block(&self, mut f: impl FnMut(u64)) {
-        for e in self.extents() {
-            for b in u64::from(e.start)..u64::from(e.start) + u64::from(e.count) {
-                f(b);
-            }
-        }
-    }
 }
 
 #[cfg(CONFIG_CXL_SWITCHED_KUNIT_TEST)]

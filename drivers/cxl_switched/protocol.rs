@@ -411,11 +411,6 @@ impl Host {
         self.rec.epoch
     }
 
-    /// This host's UUID.
-    pub(crate) fn uuid(&self) -> [u8; 16] {
-        self.rec.host
-    }
-
     /// Joins a portal: claims a free host slot (a claim that must survive a settle time, as two
     /// hosts may write the same slot at once), then, under the portal lock, reaps what expired,
     /// fences a previous member of the slot that did not leave, and records this host's new

@@ -203,14 +203,6 @@ impl FileMedium {
         })
     }
 
-    /// The mapped bytes (for checkers; other processes may be writing).
-    pub fn snapshot(&self) -> Vec<u8> {
-        let mut v = vec![0; self.len];
-        // SAFETY: the mapping is `len` bytes long and lives as long as self.
-        unsafe { std::ptr::copy_nonoverlapping(self.addr, v.as_mut_ptr(), self.len) };
-        v
-    }
-
     /// Reads a little-endian u64 at `offset` (outside the header: data blocks).
     pub fn load(&self, offset: usize) -> u64 {
         let mut b = [0u8; 8];

@@ -378,11 +378,6 @@ pub fn run(
     })
 }
 
-/// The layout facts the independent checker needs, as the spec gives them.
-pub fn portal_bytes() -> usize {
-    PORTAL_BYTES
-}
-
 /// Lock-acquisition latency with `procs` contending processes: each takes
 /// and releases the lock `rounds` times; returns every latency in µs.
 pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>> {
