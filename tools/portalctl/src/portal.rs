@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use portalctl::header::{self, Device, Inspection, SuperblockView, TablesView};
+use cxlsw_handoff::header::{self, Device, Inspection, SuperblockView, TablesView};
 
 use crate::Outcome;
 

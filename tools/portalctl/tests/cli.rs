@@ -325,7 +325,7 @@ fn portal_image(dir: &Path, name: &str, start: &[u8], size: u64) -> PathBuf {
 fn portal_show_and_check_say_what_a_booting_host_does() {
     let d = tmpdir("portal");
     let size = 4 * BLOCK;
-    let rec = portalctl::header::format_record([0x11; 16], BLOCK, size, 64);
+    let rec = cxlsw_handoff::header::format_record([0x11; 16], BLOCK, size, 64);
     let empty = portal_image(&d, "empty.img", &[], size);
     let good = portal_image(&d, "good.img", &rec, size);
     let mut torn_rec = rec.clone();

@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    portalctl::header::fuzz_one(data);
+    cxlsw_handoff::header::fuzz_one(data);
 });

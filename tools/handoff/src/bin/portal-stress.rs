@@ -11,7 +11,7 @@ use clap::Parser;
 /// this parent kills them with SIGKILL at random points and starts new
 /// ones. Workers check block stamps and the lock's exclusion as they go; at
 /// the end this process joins, reaps every dead worker and prints a
-/// summary. Check the file with tools/stress/check_portal.py afterwards.
+/// summary. Check the file with checkers/portal_spec.py afterwards.
 ///
 /// Exit status: 0 without violations, 1 with, 2 on errors.
 #[derive(Parser, Debug)]
@@ -50,11 +50,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let r: Result<bool> = (|| {
         if let Some(i) = args.worker {
-            portalctl::stress::worker(&args.file, i, args.seed)?;
+            cxlsw_handoff::stress::worker(&args.file, i, args.seed)?;
             return Ok(true);
         }
         let exe = std::env::current_exe()?;
-        let s = portalctl::stress::run(
+        let s = cxlsw_handoff::stress::run(
             &exe,
             &args.file,
             args.procs,

@@ -91,8 +91,8 @@ impl Worker {
     }
 
     fn join(&mut self) -> Result<(), Error> {
-        let sb =
-            *protocol::open(&self.m, &GEO, uuid(&mut self.rng), HANDOFFS, TIMING)?.superblock();
+        let sb = *protocol::boot::open(&self.m, &GEO, uuid(&mut self.rng), HANDOFFS, TIMING)?
+            .superblock();
         let h = Host::join(&self.m, sb, uuid(&mut self.rng))?;
         self.mine.clear();
         self.host = Some(h);
@@ -166,7 +166,8 @@ impl Worker {
                     }
                 })?;
                 if free.is_empty()
-                    || protocol::read_member(m, &sb, target)?.state != crate::abi::MemberState::Live
+                    || protocol::records::read_member(m, &sb, target)?.state
+                        != crate::abi::MemberState::Live
                 {
                     h.heartbeat(m)?;
                 } else {
@@ -185,7 +186,7 @@ impl Worker {
                 // Accept what is offered to this host; release what it
                 // offered and was accepted; sometimes cancel an offer.
                 for i in 0..sb.handoffs {
-                    let x = protocol::read_handoff(m, &sb, i)?;
+                    let x = protocol::records::read_handoff(m, &sb, i)?;
                     let me = (
                         x.target as u32 == h.slot() && x.target_epoch == h.epoch(),
                         x.source as u32 == h.slot() && x.source_epoch == h.epoch(),
@@ -343,7 +344,7 @@ pub fn run(
     let operations = total(&m);
     // A last host joins while the workers run; then they all die at once, and
     // it reaps every one of them, once their leases expired.
-    let sb = *protocol::open(&m, &GEO, uuid(&mut rng), HANDOFFS, TIMING)
+    let sb = *protocol::boot::open(&m, &GEO, uuid(&mut rng), HANDOFFS, TIMING)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.as_str()))?
         .superblock();
     let mut h = Host::join(&m, sb, uuid(&mut rng))
@@ -359,7 +360,7 @@ pub fn run(
             .map_err(|e| anyhow::anyhow!("final heartbeat: {}", e.as_str()))?;
     }
     let (mut final_owned, mut final_free) = (0, 0);
-    protocol::for_each_owner(&m, &sb, |_, o| {
+    protocol::records::for_each_owner(&m, &sb, |_, o| {
         if o.is_free() {
             final_free += 1
         } else {
@@ -384,7 +385,7 @@ pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>
     let _ = std::fs::remove_file(path);
     {
         let m = FileMedium::open(path, FILE_BYTES)?;
-        protocol::open(&m, &GEO, [1; 16], HANDOFFS, TIMING)
+        protocol::boot::open(&m, &GEO, [1; 16], HANDOFFS, TIMING)
             .map_err(|e| anyhow::anyhow!(e.as_str()))?;
     }
     let mut pids = Vec::new();
@@ -395,7 +396,8 @@ pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>
         if pid == 0 {
             let code = (|| -> Result<()> {
                 let m = FileMedium::open(path, FILE_BYTES)?;
-                let sb = protocol::read_superblock(&m).map_err(|e| anyhow::anyhow!(e.as_str()))?;
+                let sb = protocol::records::read_superblock(&m)
+                    .map_err(|e| anyhow::anyhow!(e.as_str()))?;
                 let mut u = [0u8; 16];
                 u[0] = i as u8 * 7 + 1;
                 u[1] = i as u8;
@@ -460,7 +462,7 @@ pub fn header_check_ns(
             crate::abi::BootState::Formatted(sb) => sb,
             other => bail!("the formatted image reads as {other:?}"),
         };
-        protocol::check_tables(&m, &sb).map_err(|e| anyhow::anyhow!(e.as_str()))?;
+        protocol::boot::check_tables(&m, &sb).map_err(|e| anyhow::anyhow!(e.as_str()))?;
     }
     let check = t.elapsed().as_nanos() as f64 / f64::from(rounds);
     let mut copy = vec![0u8; img.len()];

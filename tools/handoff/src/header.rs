@@ -1,6 +1,6 @@
-//! The portal header as portalctl reads it: a view of the driver's own
-//! `abi` module (the same file, built here through `#[path]`), for display
-//! and JSON.
+//! The portal header as portalctl reads it: views of the handoff core's records
+//! (`drivers/cxl_switched/handoff/`, the very files the driver builds), for
+//! display and JSON.
 
 use serde::Serialize;
 
@@ -171,10 +171,10 @@ fn tables(bytes: &[u8], sb: &Superblock) -> Result<TablesView, String> {
         }
         _ => e.as_str().to_string(),
     };
-    protocol::check_tables(&m, sb).map_err(err)?;
+    protocol::boot::check_tables(&m, sb).map_err(err)?;
     let mut owners: Vec<OwnerRun> = Vec::new();
     let mut counts = vec![(0u16, 0u32, 0u64); 0];
-    protocol::for_each_owner(&m, sb, |b, o| {
+    protocol::records::for_each_owner(&m, sb, |b, o| {
         let slot = (!o.is_free()).then_some(o.slot);
         let handoff = (o.handoff != 0).then(|| o.handoff - 1);
         match owners.last_mut() {
@@ -203,7 +203,7 @@ fn tables(bytes: &[u8], sb: &Superblock) -> Result<TablesView, String> {
     })
     .map_err(err)?;
     let mut members = Vec::new();
-    protocol::for_each_member(&m, sb, |v| {
+    protocol::records::for_each_member(&m, sb, |v| {
         if v.member.state == MemberState::Free && v.record.is_none() && v.member.epoch == 0 {
             return;
         }
@@ -228,7 +228,7 @@ fn tables(bytes: &[u8], sb: &Superblock) -> Result<TablesView, String> {
     .map_err(err)?;
     let mut handoffs = Vec::new();
     for index in 0..sb.handoffs {
-        let h = protocol::read_handoff(&m, sb, index).map_err(err)?;
+        let h = protocol::records::read_handoff(&m, sb, index).map_err(err)?;
         if h.state == HandoffState::Free && h.outcome == Outcome::None {
             continue;
         }
@@ -363,7 +363,7 @@ pub fn format_record(uuid: [u8; 16], block_size: u64, size: u64, host_slots: u32
     };
     let end = Superblock::new(uuid, geometry, 16, timing).header_end();
     let mem = crate::medium::SharedMem::new(end.max(abi::EMPTY_BYTES as u64) as usize);
-    if protocol::format(&mem.host(), uuid, geometry, 16, timing).is_err() {
+    if protocol::boot::format(&mem.host(), uuid, geometry, 16, timing).is_err() {
         return Vec::new();
     }
     mem.into_bytes()

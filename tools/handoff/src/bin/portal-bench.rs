@@ -37,7 +37,7 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let (bytes, check, base) = portalctl::stress::header_check_ns(128 << 20, 8192, 64, 200)?;
+    let (bytes, check, base) = cxlsw_handoff::stress::header_check_ns(128 << 20, 8192, 64, 200)?;
     println!(
         "header check, 64 slots, 8192 blocks of 128 MiB (1 TiB), {} KiB of header: {:.1} us per check \
          (target < 1000 us); copying the same bytes {:.1} us: ratio {:.1}x",
@@ -46,8 +46,8 @@ fn main() -> Result<()> {
         base / 1000.0,
         check / base
     );
-    let mut one = portalctl::stress::lock_latency(&args.file, 1, args.rounds)?;
-    let mut many = portalctl::stress::lock_latency(&args.file, args.procs, args.rounds)?;
+    let mut one = cxlsw_handoff::stress::lock_latency(&args.file, 1, args.rounds)?;
+    let mut many = cxlsw_handoff::stress::lock_latency(&args.file, args.procs, args.rounds)?;
     let _ = std::fs::remove_file(&args.file);
     let (m1, m8) = (pct(&mut one, 0.5), pct(&mut many, 0.5));
     println!(

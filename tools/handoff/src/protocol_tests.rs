@@ -6,7 +6,7 @@ use crate::abi::{
     Extent, Geometry, HandoffState, MemberState, Outcome, SlotState, Timing, MAX_EXTENTS,
 };
 use crate::medium::{SharedMem, SimHost};
-use crate::protocol::{self, Error, Host, Medium, Opened};
+use crate::protocol::{self, boot::Opened, Error, Host, Medium};
 
 const GEO: Geometry = Geometry {
     block_size: 64 << 10,
@@ -31,7 +31,7 @@ fn uuid(n: u8) -> [u8; 16] {
 }
 
 fn open(m: &SimHost<'_>, n: u8) -> Result<Opened, Error> {
-    protocol::open(m, &GEO, uuid(100 + n), HANDOFFS, TIMING)
+    protocol::boot::open(m, &GEO, uuid(100 + n), HANDOFFS, TIMING)
 }
 
 fn join(m: &SimHost<'_>, n: u8) -> Host {
@@ -63,17 +63,17 @@ fn pass(mem: &SharedMem, live: &mut [(&mut Host, &SimHost<'_>)], ms: u64) {
 /// live member; a block in a handoff is in a record in use that lists it;
 /// every record in use is between live members; the tables check.
 fn check(m: &SimHost<'_>) -> Vec<(u64, u16)> {
-    let sb = protocol::read_superblock(m).unwrap();
-    protocol::check_tables(m, &sb).unwrap();
+    let sb = protocol::records::read_superblock(m).unwrap();
+    protocol::boot::check_tables(m, &sb).unwrap();
     let mut live = Vec::new();
-    protocol::for_each_member(m, &sb, |v| {
+    protocol::records::for_each_member(m, &sb, |v| {
         if v.member.state == MemberState::Live {
             live.push((v.slot as u16, v.member.epoch));
         }
     })
     .unwrap();
     let mut out = Vec::new();
-    protocol::for_each_owner(m, &sb, |b, o| {
+    protocol::records::for_each_owner(m, &sb, |b, o| {
         if !o.is_free() && o.slot != crate::abi::QUARANTINED {
             assert!(
                 live.contains(&(o.slot, o.epoch)),
@@ -82,7 +82,7 @@ fn check(m: &SimHost<'_>) -> Vec<(u64, u16)> {
             out.push((b, o.slot));
         }
         if o.handoff != 0 {
-            let h = protocol::read_handoff(m, &sb, u32::from(o.handoff - 1)).unwrap();
+            let h = protocol::records::read_handoff(m, &sb, u32::from(o.handoff - 1)).unwrap();
             assert_ne!(
                 h.state,
                 HandoffState::Free,
@@ -96,7 +96,7 @@ fn check(m: &SimHost<'_>) -> Vec<(u64, u16)> {
     })
     .unwrap();
     for i in 0..sb.handoffs {
-        let h = protocol::read_handoff(m, &sb, i).unwrap();
+        let h = protocol::records::read_handoff(m, &sb, i).unwrap();
         if h.state != HandoffState::Free {
             assert!(
                 live.contains(&(h.source, h.source_epoch)),
@@ -167,9 +167,11 @@ fn an_expired_host_is_fenced_then_reaped_and_stops() {
     // a comes back: it finds its lease gone and stops.
     assert_eq!(a.renew(&ma), Err(Error::Expired));
     assert_eq!(a.claim(&ma, 1).unwrap_err(), Error::Expired);
-    let sb = protocol::read_superblock(&mb).unwrap();
+    let sb = protocol::records::read_superblock(&mb).unwrap();
     assert_eq!(
-        protocol::read_member(&mb, &sb, a.slot()).unwrap().state,
+        protocol::records::read_member(&mb, &sb, a.slot())
+            .unwrap()
+            .state,
         MemberState::Fenced
     );
     // It rejoins with a new epoch (maybe in its old slot) and owns nothing.
@@ -220,7 +222,7 @@ fn handoff_offer_accept_release() {
     assert!(matches!(a.cancel(&ma, i, id), Err(Error::Invalid(_))));
     a.release(&ma, i, id).unwrap();
     let sb = *a.superblock();
-    let h = protocol::read_handoff(&ma, &sb, i).unwrap();
+    let h = protocol::records::read_handoff(&ma, &sb, i).unwrap();
     assert_eq!(
         (h.state, h.outcome),
         (HandoffState::Free, Outcome::Released)
@@ -322,7 +324,7 @@ fn crash_everywhere(step: Step, reaped: bool) {
         let owners = check(&my);
         // Nothing lost: every block is y's or free, and y got x's.
         let sb = *y.superblock();
-        protocol::for_each_owner(&my, &sb, |b, o| {
+        protocol::records::for_each_owner(&my, &sb, |b, o| {
             assert!(
                 o.is_free() || o.slot == y.slot() as u16,
                 "n={n}: block {b} {o:?}"
@@ -371,11 +373,11 @@ fn crash_during_accept() {
             let sb = *x.superblock();
             let i = (0..sb.handoffs)
                 .find(|&i| {
-                    let h = protocol::read_handoff(m, &sb, i).unwrap();
+                    let h = protocol::records::read_handoff(m, &sb, i).unwrap();
                     h.state == HandoffState::Offered && u32::from(h.target) == x.slot()
                 })
                 .unwrap();
-            let id = protocol::read_handoff(m, &sb, i)?.id;
+            let id = protocol::records::read_handoff(m, &sb, i)?.id;
             x.accept(m, i, id)
         },
         true,
@@ -402,7 +404,12 @@ fn crash_during_release() {
         check(&my);
         // Released or reaped, x's blocks are all y's in the end.
         assert_eq!(owned(&y, &my).len(), 5, "n={n}");
-        let h = protocol::read_handoff(&my, &protocol::read_superblock(&my).unwrap(), i).unwrap();
+        let h = protocol::records::read_handoff(
+            &my,
+            &protocol::records::read_superblock(&my).unwrap(),
+            i,
+        )
+        .unwrap();
         assert_eq!(
             (h.state, h.outcome),
             (HandoffState::Free, Outcome::Released),
@@ -448,7 +455,7 @@ fn target_dies_after_accepting_source_gets_blocks_back() {
     b.accept(&mb, i, id).unwrap();
     // b dies: a, which still holds the pages, gets the blocks back.
     pass(&mem, &mut [(&mut a, &ma)], u64::from(TIMING.lease_ms) * 3);
-    let h = protocol::read_handoff(&ma, a.superblock(), i).unwrap();
+    let h = protocol::records::read_handoff(&ma, a.superblock(), i).unwrap();
     assert_eq!(
         (h.state, h.outcome),
         (HandoffState::Free, Outcome::RolledBack)
@@ -466,7 +473,7 @@ fn a_torn_slot_or_table_copy_falls_back_to_the_other() {
     let sb = *a.superblock();
     // Tear the current copy of the first owner record: the older copy (all
     // free) is read, until a's next write.
-    let (_, next) = protocol::read_table(&ma, &sb, crate::abi::Kind::Owners, 0).unwrap();
+    let (_, next) = protocol::records::read_table(&ma, &sb, crate::abi::Kind::Owners, 0).unwrap();
     let cur = sb.record_offset(crate::abi::Kind::Owners, 0, 1 - next) as usize;
     mem.bytes_mut()[cur + 40] ^= 1;
     assert!(owned(&a, &ma).is_empty());
@@ -477,13 +484,19 @@ fn a_torn_slot_or_table_copy_falls_back_to_the_other() {
         a.claim(&ma, 1),
         Err(Error::Corrupt(crate::abi::Kind::Owners, 0))
     );
-    assert!(protocol::check_tables(&ma, &sb).is_err());
+    assert!(protocol::boot::check_tables(&ma, &sb).is_err());
     // A torn slot copy: the other copy stands.
     let slot = sb.slot_offset(a.slot()) as usize;
-    let before = protocol::read_slot(&ma, &sb, a.slot()).unwrap().0.unwrap();
+    let before = protocol::records::read_slot(&ma, &sb, a.slot())
+        .unwrap()
+        .0
+        .unwrap();
     mem.bytes_mut()[slot + 8] ^= 0xff;
     mem.bytes_mut()[slot + 256 + 8] ^= 0;
-    let after = protocol::read_slot(&ma, &sb, a.slot()).unwrap().0.unwrap();
+    let after = protocol::records::read_slot(&ma, &sb, a.slot())
+        .unwrap()
+        .0
+        .unwrap();
     assert_eq!(after.state, SlotState::Member);
     assert!(after.generation + 1 >= before.generation);
 }
@@ -542,7 +555,7 @@ fn quarantined_blocks_outlive_their_host_and_are_never_claimed() {
     assert!(!owned(&b, &mb).contains(&1));
     let sb = *b.superblock();
     let mut one = None;
-    protocol::for_each_owner(&mb, &sb, |blk, o| {
+    protocol::records::for_each_owner(&mb, &sb, |blk, o| {
         if blk == 1 {
             one = Some(o.slot)
         }

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::crc32c::{crc32c, update};
+use crate::handoff::crc32c::{crc32c, update};
 use crate::layout::{LayoutError, PortalLayout, HEADER_BLOCKS};
 
 /// Bit-at-a-time CRC32C, written independently of the table-driven one.
@@ -95,7 +95,7 @@ fn layout_errors_explain_themselves() {
     assert!(msgs.iter().all(|m| !m.is_empty()));
 }
 
-// ---- the portal header (abi.rs) ----
+// ---- the portal header (handoff/abi/) ----
 
 use crate::abi::{
     boot_state, BootState, Geometry, HeaderError, Superblock, Timing, EMPTY_BYTES, SB_READY,

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Handoff records: a set of extents a source host offers to a target host.
+
+use super::super::num::u32_as_usize;
+use super::{le16, le32, le64, put16, put32, put64, MAX_EXTENTS, NO_SLOT, PAYLOAD_SIZE};
+
+/// The state of a handoff record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum HandoffState {
+    /// Unused; `outcome` tells how its last handoff ended.
+    Free = 0,
+    /// The source offers its blocks; it still owns them.
+    Offered = 1,
+    /// The target accepted: it owns the blocks; the source keeps its pages until it releases.
+    Accepted = 2,
+}
+
+/// How a handoff ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Outcome {
+    /// Still running, or never used.
+    None = 0,
+    /// The source released: the target owns the blocks.
+    Released = 1,
+    /// Cancelled or undone after a death: the source owns the blocks (or they were reclaimed).
+    RolledBack = 2,
+}
+
+/// A run of data blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Extent {
+    pub(crate) start: u32,
+    pub(crate) count: u32,
+}
+
+/// A handoff record: the payload of record `index` of the handoff table.
+///
+/// | offset | size | field                                            |
+/// |--------|------|--------------------------------------------------|
+/// | 0x20   | 8    | handoff id (the offer's transaction)             |
+/// | 0x28   | 4    | state: 0 free, 1 offered, 2 accepted             |
+/// | 0x2c   | 4    | outcome: 0 none, 1 released, 2 rolled back       |
+/// | 0x30   | 2    | source slot                                      |
+/// | 0x32   | 2    | target slot                                      |
+/// | 0x34   | 4    | source epoch                                     |
+/// | 0x38   | 4    | target epoch                                     |
+/// | 0x3c   | 4    | extents in use (0..=8)                           |
+/// | 0x40   | 64   | extents: start block (u32), block count (u32)    |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Handoff {
+    pub(crate) id: u64,
+    pub(crate) state: HandoffState,
+    pub(crate) outcome: Outcome,
+    pub(crate) source: u16,
+    pub(crate) target: u16,
+    pub(crate) source_epoch: u32,
+    pub(crate) target_epoch: u32,
+    pub(crate) extents: [Extent; MAX_EXTENTS],
+    pub(crate) nr_extents: u32,
+}
+
+impl Handoff {
+    /// An unused record.
+    pub(crate) const FREE: Handoff = Handoff {
+        id: 0,
+        state: HandoffState::Free,
+        outcome: Outcome::None,
+        source: NO_SLOT,
+        target: NO_SLOT,
+        source_epoch: 0,
+        target_epoch: 0,
+        extents: [Extent { start: 0, count: 0 }; MAX_EXTENTS],
+        nr_extents: 0,
+    };
+
+    /// Writes the handoff into a record's payload.
+    pub(crate) fn encode(&self, payload: &mut [u8; PAYLOAD_SIZE]) {
+        *payload = [0; PAYLOAD_SIZE];
+        put64(payload, 0x00, self.id);
+        put32(payload, 0x08, self.state as u32);
+        put32(payload, 0x0c, self.outcome as u32);
+        put16(payload, 0x10, self.source);
+        put16(payload, 0x12, self.target);
+        put32(payload, 0x14, self.source_epoch);
+        put32(payload, 0x18, self.target_epoch);
+        put32(payload, 0x1c, self.nr_extents);
+        for (i, e) in self.extents.iter().enumerate() {
+            put32(payload, 0x20 + i * 8, e.start);
+            put32(payload, 0x24 + i * 8, e.count);
+        }
+    }
+
+    /// Reads the handoff from a record's payload.
+    pub(crate) fn decode(payload: &[u8; PAYLOAD_SIZE]) -> Option<Self> {
+        let state = match le32(payload, 0x08) {
+            0 => HandoffState::Free,
+            1 => HandoffState::Offered,
+            2 => HandoffState::Accepted,
+            _ => return None,
+        };
+        let outcome = match le32(payload, 0x0c) {
+            0 => Outcome::None,
+            1 => Outcome::Released,
+            2 => Outcome::RolledBack,
+            _ => return None,
+        };
+        let nr_extents = le32(payload, 0x1c);
+        if u32_as_usize(nr_extents) > MAX_EXTENTS {
+            return None;
+        }
+        let mut extents = [Extent::default(); MAX_EXTENTS];
+        for (i, e) in extents.iter_mut().enumerate() {
+            e.start = le32(payload, 0x20 + i * 8);
+            e.count = le32(payload, 0x24 + i * 8);
+        }
+        Some(Handoff {
+            id: le64(payload, 0x00),
+            state,
+            outcome,
+            source: le16(payload, 0x10),
+            target: le16(payload, 0x12),
+            source_epoch: le32(payload, 0x14),
+            target_epoch: le32(payload, 0x18),
+            extents,
+            nr_extents,
+        })
+    }
+
+    /// The extents in use.
+    pub(crate) fn extents(&self) -> &[Extent] {
+        // `decode` and every writer keep `nr_extents <= MAX_EXTENTS`.
+        self.extents
+            .get(..u32_as_usize(self.nr_extents))
+            .unwrap_or(&[])
+    }
+}

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The handoff steps: offer, accept, release, cancel.
+
+use super::abi::{Extent, Handoff, HandoffState, MemberState, Owner, MAX_EXTENTS};
+use super::records::{for_each_owner, read_handoff, read_member};
+use super::tx::{handoff_tag, in_extents};
+use super::{Error, Host, Medium, Op};
+
+impl Host {
+    /// Offers `extents` of owned blocks to the host in slot `target`. Returns the handoff
+    /// record's index and the handoff's id. The blocks stay this host's until accepted.
+    pub(crate) fn offer<M: Medium>(
+        &mut self,
+        m: &M,
+        target: u32,
+        extents: &[Extent],
+    ) -> Result<(u32, u64), Error> {
+        if extents.is_empty() || extents.len() > MAX_EXTENTS || target == self.slot {
+            return Err(Error::Invalid(
+                "an offer needs 1..=8 extents and another host",
+            ));
+        }
+        if target >= self.sb.geometry.host_slots {
+            return Err(Error::Invalid("no such host slot"));
+        }
+        let blocks = self.sb.geometry.data_blocks();
+        let mut h = Handoff::FREE;
+        h.nr_extents =
+            u32::try_from(extents.len()).map_err(|_| Error::Invalid("too many extents"))?;
+        for (i, e) in extents.iter().enumerate() {
+            let end = u64::from(e.start) + u64::from(e.count);
+            if e.count == 0 || end > blocks {
+                return Err(Error::Invalid("an extent is empty or past the last block"));
+            }
+            if extents[..i]
+                .iter()
+                .any(|o| e.start < o.start + o.count && o.start < e.start + e.count)
+            {
+                return Err(Error::Invalid("extents overlap"));
+            }
+            h.extents[i] = *e;
+        }
+        self.locked_op(m, |me, m| {
+            me.reap_expired(m)?;
+            let tm = read_member(m, &me.sb, target)?;
+            if tm.state != MemberState::Live {
+                return Err(Error::Invalid("the target is not a live member"));
+            }
+            let (slot, epoch) = (me.slot_id, me.rec.epoch);
+            let mut mine = 0u64;
+            for_each_owner(m, &me.sb, |b, o| {
+                if in_extents(&h, b) && o.slot == slot && o.epoch == epoch && o.handoff == 0 {
+                    mine += 1;
+                }
+            })?;
+            let want: u64 = h.extents().iter().map(|e| u64::from(e.count)).sum();
+            if mine != want {
+                return Err(Error::Invalid(
+                    "a block offered is not this host's, or in a handoff",
+                ));
+            }
+            let mut index = None;
+            for i in 0..me.sb.handoffs {
+                if read_handoff(m, &me.sb, i)?.state == HandoffState::Free {
+                    index = Some(i);
+                    break;
+                }
+            }
+            let index = index.ok_or(Error::NoRecord)?;
+            let tx = me.begin(m, Op::Handoff)?;
+            h.id = tx.id | (u64::from(slot) << 56);
+            h.state = HandoffState::Offered;
+            h.source = slot;
+            h.source_epoch = epoch;
+            h.target = u16::try_from(target).map_err(|_| Error::Invalid("no such host slot"))?;
+            h.target_epoch = tm.epoch;
+            let tag = handoff_tag(index)?;
+            me.update_owners(m, &tx, |b, o| {
+                in_extents(&h, b).then_some(Owner { handoff: tag, ..o })
+            })?;
+            me.put_handoff(m, &tx, index, &h)?;
+            me.commit(m, tx)?;
+            Ok((index, h.id))
+        })
+    }
+
+    pub(super) fn handoff_step<M: Medium>(
+        &mut self,
+        m: &M,
+        index: u32,
+        id: u64,
+        step: impl FnOnce(&Handoff, u16, u32) -> Result<Option<bool>, Error>,
+    ) -> Result<(), Error> {
+        if index >= self.sb.handoffs {
+            return Err(Error::Invalid("no such handoff record"));
+        }
+        self.locked_op(m, |me, m| {
+            me.reap_expired(m)?;
+            let h = read_handoff(m, &me.sb, index)?;
+            if h.id != id || h.state == HandoffState::Free {
+                return Err(Error::Invalid("no such handoff in progress"));
+            }
+            let tx = me.begin(m, Op::Handoff)?;
+            match step(&h, me.slot_id, me.rec.epoch)? {
+                // Accept: the target owns the blocks; the source keeps its pages until release.
+                None => {
+                    let tag = handoff_tag(index)?;
+                    let owner = Owner {
+                        slot: h.target,
+                        handoff: tag,
+                        epoch: h.target_epoch,
+                    };
+                    me.update_owners(m, &tx, |b, o| {
+                        (o.handoff == tag && in_extents(&h, b)).then_some(owner)
+                    })?;
+                    me.put_handoff(
+                        m,
+                        &tx,
+                        index,
+                        &Handoff {
+                            state: HandoffState::Accepted,
+                            ..h
+                        },
+                    )?;
+                }
+                Some(released) => me.end_handoff(m, &tx, index, &h, released)?,
+            }
+            me.commit(m, tx)
+        })
+    }
+
+    /// Accepts handoff `index` (id `id`) offered to this host: its blocks become this host's.
+    pub(crate) fn accept<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
+        self.handoff_step(m, index, id, |h, me, epoch| {
+            if h.state != HandoffState::Offered || h.target != me || h.target_epoch != epoch {
+                return Err(Error::Invalid("the handoff is not offered to this host"));
+            }
+            Ok(None)
+        })
+    }
+
+    /// Releases accepted handoff `index`: the source let go of its pages; the handoff ends.
+    pub(crate) fn release<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
+        self.handoff_step(m, index, id, |h, me, epoch| {
+            if h.state != HandoffState::Accepted || h.source != me || h.source_epoch != epoch {
+                return Err(Error::Invalid("the handoff is not accepted from this host"));
+            }
+            Ok(Some(true))
+        })
+    }
+
+    /// Cancels handoff `index` before it is accepted (source or target): the blocks stay the
+    /// source's.
+    pub(crate) fn cancel<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
+        self.handoff_step(m, index, id, |h, me, epoch| {
+            let party = (h.source == me && h.source_epoch == epoch)
+                || (h.target == me && h.target_epoch == epoch);
+            if h.state != HandoffState::Offered || !party {
+                return Err(Error::Invalid("the handoff is not an offer of this host's"));
+            }
+            Ok(Some(false))
+        })
+    }
+
+    /// Runs `f` holding the portal lock, and nothing else: for tests that check mutual
+    /// exclusion and for lock latency benchmarks.
+    pub(crate) fn locked<M: Medium, T>(
+        &mut self,
+        m: &M,
+        f: impl FnOnce(&M) -> T,
+    ) -> Result<T, Error> {
+        self.locked_op(m, |_, m| Ok(f(m)))
+    }
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading the header's records: slots, table records and their entries, for every party.
+
+use super::abi::{
+    current, Handoff, Kind, Member, Owner, RecordError, SlotRecord, SlotState, Superblock,
+    TableRecord, ENTRIES_PER_RECORD, RECORD_BYTES,
+};
+use super::medium::read_record;
+use super::{Error, Medium};
+
+/// Reads the superblock.
+pub(crate) fn read_superblock<M: Medium>(m: &M) -> Result<Superblock, Error> {
+    Ok(Superblock::decode(&read_record(m, 0)?)?)
+}
+
+/// Reads both copies of slot `slot`: the current record (if any copy is valid) and the copy
+/// the next write goes to.
+pub(crate) fn read_slot<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+) -> Result<(Result<SlotRecord, RecordError>, u32), Error> {
+    let base = sb.slot_offset(slot);
+    let a = SlotRecord::decode(&read_record(m, base)?);
+    let b = SlotRecord::decode(&read_record(m, base + RECORD_BYTES)?);
+    Ok(match (a, b) {
+        (Ok(a), Ok(b)) if b.generation > a.generation => (Ok(b), 0),
+        (Ok(a), _) => (Ok(a), 1),
+        (Err(_), Ok(b)) => (Ok(b), 0),
+        // Neither valid: report the first copy's reason; a write goes to copy 0.
+        (Err(e), Err(_)) => (Err(e), 0),
+    })
+}
+
+/// Reads record `index` of table `kind`: the current copy and the copy a write goes to.
+pub(crate) fn read_table<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    kind: Kind,
+    index: u32,
+) -> Result<(TableRecord, u32), Error> {
+    let copy = |c| -> Result<_, Error> {
+        let b = read_record(m, sb.record_offset(kind, index, c))?;
+        Ok(TableRecord::decode(&b, kind, index))
+    };
+    current([copy(0)?, copy(1)?]).ok_or(Error::Corrupt(kind, index))
+}
+
+/// Reads the member entry of `slot`.
+pub(crate) fn read_member<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Result<Member, Error> {
+    let index = slot / ENTRIES_PER_RECORD;
+    let (rec, _) = read_table(m, sb, Kind::Members, index)?;
+    rec.entry(slot % ENTRIES_PER_RECORD)
+        .and_then(Member::decode)
+        .ok_or(Error::Corrupt(Kind::Members, index))
+}
+
+/// Reads handoff record `index`.
+pub(crate) fn read_handoff<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    index: u32,
+) -> Result<Handoff, Error> {
+    let (rec, _) = read_table(m, sb, Kind::Handoff, index)?;
+    Handoff::decode(&rec.payload).ok_or(Error::Corrupt(Kind::Handoff, index))
+}
+
+/// Calls `f` with every data block and its owner entry.
+pub(crate) fn for_each_owner<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    mut f: impl FnMut(u64, Owner),
+) -> Result<(), Error> {
+    let blocks = sb.geometry.data_blocks();
+    for index in 0..sb.owner_records() {
+        let (rec, _) = read_table(m, sb, Kind::Owners, index)?;
+        for i in 0..ENTRIES_PER_RECORD {
+            let block = u64::from(index) * u64::from(ENTRIES_PER_RECORD) + u64::from(i);
+            if block < blocks {
+                let v = rec.entry(i).ok_or(Error::Corrupt(Kind::Owners, index))?;
+                f(block, Owner::decode(v));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What tells whether slot `slot` changes: the generation of its current copy, or the checksum
+/// bytes of its first copy when neither is valid; `None` for a free slot, which nobody watches.
+pub(super) fn slot_mark<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+) -> Result<Option<u64>, Error> {
+    Ok(match read_slot(m, sb, slot)?.0 {
+        Ok(r) if r.state == SlotState::Free => None,
+        Err(RecordError::Zero) => None,
+        Ok(r) => Some(r.generation),
+        Err(_) => {
+            let mut b = [0u8; 8];
+            m.read(sb.slot_offset(slot) + RECORD_BYTES - 8, &mut b)?;
+            Some(u64::from_le_bytes(b))
+        }
+    })
+}
+
+/// A host's identity in the member table, for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberView {
+    pub(crate) slot: u32,
+    pub(crate) member: Member,
+    pub(crate) record: Option<SlotRecord>,
+}
+
+/// Calls `f` with every slot's member entry and current slot record.
+pub(crate) fn for_each_member<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    mut f: impl FnMut(MemberView),
+) -> Result<(), Error> {
+    for slot in 0..sb.geometry.host_slots {
+        let member = read_member(m, sb, slot)?;
+        let record = read_slot(m, sb, slot)?.0.ok();
+        f(MemberView {
+            slot,
+            member,
+            record,
+        });
+    }
+    Ok(())
+}
