@@ -7,6 +7,7 @@
 
 SHELL := /bin/bash
 S := scripts
+LAB := lab/harness/lab.py
 
 .PHONY: all setup source kernel tools initramfs demo check check-guest \
 	check-tools style series bench-fabric bench-portal bench-online clean help
@@ -32,7 +33,7 @@ initramfs: kernel tools
 	@$(S)/mkinitramfs.sh
 
 demo: initramfs
-	@python3 $(S)/lab.py demo
+	@python3 $(LAB) demo
 
 check: setup source
 	@$(S)/check.sh
@@ -42,7 +43,7 @@ check-tools: tools
 	@cd tools && cargo test --release -q
 
 check-guest: initramfs
-	@python3 $(S)/lab.py check
+	@python3 $(LAB) check
 
 style: source
 	@$(S)/kernel.sh style
@@ -61,7 +62,7 @@ bench-portal: tools
 	@tools/target/release/portal-bench
 
 bench-online: initramfs
-	@python3 $(S)/lab.py run bench-online
+	@python3 $(LAB) run bench-online
 	@grep '^# bench' build/logs/run/bench-online-a.ktap.log | sed 's/^# //'
 
 clean:

@@ -64,7 +64,7 @@ count_protocol() {
 fail_tier() { TOTAL_FAIL=$((TOTAL_FAIL + 1)); }
 
 T0=$SECONDS
-tier harness python3 -m unittest discover -s "$REPO/scripts/tests" -v
+tier harness python3 -m unittest discover -s "$REPO/lab/harness/tests" -v
 count_unittest harness
 
 if tier tools bash -c "'$REPO/scripts/build-tools.sh' && cd '$REPO/tools' &&
@@ -87,7 +87,7 @@ tier style "$REPO/scripts/kernel.sh" style || fail_tier
 tier series "$REPO/scripts/kernel.sh" export || fail_tier
 
 if tier kernel "$REPO/scripts/kernel.sh" build && tier initramfs "$REPO/scripts/mkinitramfs.sh"; then
-	tier guests python3 "$REPO/scripts/lab.py" check
+	tier guests python3 "$REPO/lab/harness/lab.py" check
 	count_guest guests
 	[[ "${RESULTS[-1]}" == ok ]] || [[ $(grep -c '^guest: ' "$BUILD/logs/tier-guests.log") -gt 0 ]] || fail_tier
 else

@@ -40,10 +40,10 @@ install -m644 "$REPO/lab/guest/lib.sh" "$root/lab/lib.sh"
 cp -r "$REPO/lab/guest/scenarios" "$root/lab/"
 
 # Headers the refusal scenario writes into the portal: foreign data, a
-# corrupt v1 header, a v2 header (scripts/portal_spec.py, from the spec).
+# corrupt v1 header, a v2 header (checkers/portal_spec.py, from the spec).
 mkdir -p "$root/lab/images"
 for kind in foreign corrupt newer; do
-	python3 "$REPO/scripts/portal_spec.py" image "$kind" "$root/lab/images/$kind" 0x8000000 0x20000000
+	python3 "$REPO/checkers/portal_spec.py" image "$kind" "$root/lab/images/$kind" 0x8000000 0x20000000
 done
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out"

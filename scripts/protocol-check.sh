@@ -3,10 +3,10 @@
 #
 #   1. stress: 8 processes on one file-backed portal, 10^5 operations,
 #      SIGKILLs at random points; the workers check block stamps and the
-#      lock's exclusion as they go, then scripts/portal_spec.py (written
+#      lock's exclusion as they go, then checkers/portal_spec.py (written
 #      from the spec, not from the driver's code) checks the final tables;
 #      a corrupted copy of the result must fail that check;
-#   2. model: model/portal.pml checked exhaustively with spin (3 hosts, a
+#   2. model: checkers/portal.pml checked exhaustively with spin (3 hosts, a
 #      crash possible at every step); a mutant without the bakery's wait
 #      must fail it;
 #   3. fuzz: a short cargo-fuzz run of the header decoder and validator.
@@ -31,13 +31,13 @@ else
 	cat "$OUT/stress.json" 2>/dev/null
 	notok "stress: portal-stress reported violations or failed"
 fi
-if python3 "$REPO/scripts/portal_spec.py" check "$img" --final; then
+if python3 "$REPO/checkers/portal_spec.py" check "$img" --final; then
 	ok "stress: the independent checker finds every invariant of the final tables"
 else
 	notok "stress: the independent checker found a violation"
 fi
 # Negative control: the checker sees a block given to a fenced host.
-python3 - "$REPO/scripts" "$img" "$OUT/forged.img" <<'EOF'
+python3 - "$REPO/checkers" "$img" "$OUT/forged.img" <<'EOF'
 import struct, sys
 sys.path.insert(0, sys.argv[1])
 import portal_spec as ps
@@ -53,7 +53,7 @@ for copy in (0, 1):
     img[off:off + ps.RECORD] = rec
 open(sys.argv[3], "wb").write(img)
 EOF
-forged=$(python3 "$REPO/scripts/portal_spec.py" check "$OUT/forged.img" --final)
+forged=$(python3 "$REPO/checkers/portal_spec.py" check "$OUT/forged.img" --final)
 if [[ "$forged" == *"block 0: owned by slot 15"* ]]; then
 	ok "stress: the checker catches a block owned by a host that is not a live member (negative control)"
 else
@@ -66,7 +66,7 @@ model() { # model DIR PML: spin verifier, exhaustive; prints pan's report
 		spin -a portal.pml >/dev/null && gcc -O2 -DSAFETY -DCOLLAPSE -w -o pan pan.c &&
 		./pan -m300000 -w26 2>&1
 }
-if (model "$OUT/spin" "$REPO/model/portal.pml") >"$OUT/spin.log" &&
+if (model "$OUT/spin" "$REPO/checkers/portal.pml") >"$OUT/spin.log" &&
 	grep -q 'errors: 0' "$OUT/spin.log" && ! grep -q 'violated' "$OUT/spin.log"; then
 	ok "model: spin, 3 hosts, crash at every step: $(grep -Eo '[0-9]+ states, stored' "$OUT/spin.log"), no violation"
 else
@@ -74,7 +74,7 @@ else
 	notok "model: spin found a violation, or did not run"
 fi
 # Negative control: a bakery that does not wait for smaller tickets.
-python3 - "$REPO/model/portal.pml" "$OUT/mutant.pml" <<'EOF'
+python3 - "$REPO/checkers/portal.pml" "$OUT/mutant.pml" <<'EOF'
 import sys
 src = open(sys.argv[1]).read()
 wait = "(ticket[j] == ticket[i] && j > i) || expired[j] || member[j] == 2 -> break"
@@ -91,7 +91,7 @@ fi
 # ---- fuzz ----
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
 	mkdir -p "$OUT/fuzz-corpus"
-	if (cd "$REPO/tools/portalctl" && cargo +nightly fuzz run header "$OUT/fuzz-corpus" fuzz/seeds -- \
+	if (cd "$REPO/tools/handoff" && cargo +nightly fuzz run header "$OUT/fuzz-corpus" fuzz/seeds -- \
 		-max_total_time=30 -print_final_stats=1) \
 		>"$OUT/fuzz.log" 2>&1; then
 		ok "fuzz: header decoder and validator, 30 s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$OUT/fuzz.log" | grep -Eo '[0-9]+$') executions, no crash"

@@ -1,5 +1,5 @@
 # Not run by `make check`: brings the lab up and dumps the CXL view, for lab
-# development (python3 scripts/lab.py run debug).
+# development (python3 lab/harness/lab.py run debug).
 lab_bringup >&3 2>&1
 for d in /sys/bus/cxl/devices/*; do
 	echo "$(basename "$d") -> $(readlink -f "$d")" >&3

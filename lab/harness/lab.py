@@ -27,13 +27,16 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HARNESS = Path(__file__).resolve().parent  # lab/harness
+LAB = HARNESS.parent  # lab: the harness, guest/, fabric.toml
+REPO = LAB.parent
+
+sys.path.insert(0, str(HARNESS))
 import ktap  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("CXLSW_BUILD", REPO / "build"))
 CACHE = Path(os.environ.get("CXLSW_CACHE", Path.home() / ".cache" / "cxl_switched"))
-FABRIC = REPO / "lab" / "fabric.toml"
+FABRIC = LAB / "fabric.toml"
 
 
 def load_fabric() -> dict:
