@@ -111,24 +111,7 @@ unsafe impl Sync for RegionEndpoint {}
 #[macros::kunit_tests(rust_kernel_cxl)]
 mod tests {
     use super::*;
-    use crate::{device::Bound, faux};
-
-    struct Buf {
-        bytes: [u8; 64],
-        len: usize,
-    }
-
-    impl fmt::Write for Buf {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let end = self.len + s.len();
-            self.bytes
-                .get_mut(self.len..end)
-                .ok_or(fmt::Error)?
-                .copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
-    }
+    use crate::{device::Bound, faux, str::Formatter};
 
     #[test]
     fn a_device_outside_cxl_has_no_endpoint() -> Result {
@@ -145,16 +128,16 @@ mod tests {
     fn path_of_a_lone_device_is_its_name() -> Result {
         let reg = faux::Registration::new(c"rust-kunit-path", None)?;
         let dev: &Device<Bound> = reg.as_ref().as_ref();
-        let mut w = Buf {
-            bytes: [0; 64],
-            len: 0,
-        };
+        let mut buf = [0u8; 64];
+        let mut w = Formatter::new(&mut buf);
         write_path_of(dev, 0, &mut w).map_err(|_| EINVAL)?;
-        assert_eq!(&w.bytes[..w.len], b"rust-kunit-path");
+        let n = w.bytes_written();
+        assert_eq!(&buf[..n], b"rust-kunit-path");
         // The faux bus root is the lone device's parent.
-        w.len = 0;
+        let mut w = Formatter::new(&mut buf);
         write_path_of(dev, 1, &mut w).map_err(|_| EINVAL)?;
-        assert_eq!(&w.bytes[..w.len], b"faux/rust-kunit-path");
+        let n = w.bytes_written();
+        assert_eq!(&buf[..n], b"faux/rust-kunit-path");
         Ok(())
     }
 }

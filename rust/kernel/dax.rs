@@ -14,10 +14,11 @@ use crate::{
     device::Device,
     error::{from_result, to_result},
     prelude::*,
+    str::Formatter,
     types::{ForeignOwnable, Opaque},
     ThisModule,
 };
-use core::{fmt, marker::PhantomData};
+use core::marker::PhantomData;
 
 /// The most read-only sysfs attributes a driver may put on each bound device.
 pub const MAX_ATTRIBUTES: usize = 32;
@@ -111,45 +112,16 @@ pub enum Kind {
     Device,
 }
 
-/// A sink for the text of a sysfs attribute: one page, silently truncated.
-pub struct SysfsWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
+/// A read-only sysfs attribute that a driver puts on each bound device.
+///
+/// Drivers implement it on a field-less enum of their attributes, so that [`Driver::show`]
+/// matches on what is asked for rather than on a position in a list.
+pub trait Attribute: Copy + 'static {
+    /// Every attribute, in the order sysfs lists them; at most [`MAX_ATTRIBUTES`].
+    const ALL: &'static [Self];
 
-impl<'a> SysfsWriter<'a> {
-    /// Creates a writer over `buf`.
-    pub fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf, len: 0 }
-    }
-
-    /// The bytes written.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The text written.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl fmt::Write for SysfsWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.buf.len() - self.len;
-        let n = s.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        if n < s.len() {
-            return Err(fmt::Error);
-        }
-        Ok(())
-    }
+    /// The attribute's file name.
+    fn name(self) -> &'static CStr;
 }
 
 /// A dax driver.
@@ -163,9 +135,8 @@ pub trait Driver: 'static {
     /// The directory, below each bound device, of the driver's sysfs attributes.
     const ATTRIBUTE_DIR: &'static CStr;
 
-    /// Names of read-only sysfs attributes the driver puts on each bound device, at most
-    /// [`MAX_ATTRIBUTES`].
-    const ATTRIBUTES: &'static [&'static CStr];
+    /// The read-only sysfs attributes the driver puts on each bound device.
+    type Attribute: Attribute;
 
     /// Whether `dev`, a device of [`Driver::KIND`], is meant for this driver and no other.
     ///
@@ -183,8 +154,13 @@ pub trait Driver: 'static {
     /// Unbinds from `dev`, taking back what probe returned.
     fn remove(dev: &DevDax, data: Pin<KBox<Self::Data>>);
 
-    /// Writes the text of attribute `ATTRIBUTES[index]` of a bound device.
-    fn show(data: Pin<&Self::Data>, index: usize, out: &mut SysfsWriter<'_>) -> Result;
+    /// Writes the text of attribute `attr` of a bound device into `out`, one page.
+    ///
+    /// # Errors
+    ///
+    /// The error is what the read of the attribute fails with; text that does not fit the page
+    /// should fail with [`EINVAL`].
+    fn show(data: Pin<&Self::Data>, attr: Self::Attribute, out: &mut Formatter<'_>) -> Result;
 }
 
 /// The sysfs attribute table of a registration: stable in memory, as sysfs points into it.
@@ -252,7 +228,8 @@ impl<T: Driver> Registration<T> {
     }
 
     fn table() -> Result<KBox<Opaque<AttrTable>>> {
-        if T::ATTRIBUTES.len() > MAX_ATTRIBUTES {
+        let all = <T::Attribute as Attribute>::ALL;
+        if all.len() > MAX_ATTRIBUTES {
             return Err(EINVAL);
         }
         let table = KBox::new(Opaque::<AttrTable>::zeroed(), GFP_KERNEL)?;
@@ -260,9 +237,9 @@ impl<T: Driver> Registration<T> {
         // SAFETY: `t` points to a zeroed, exclusively owned `AttrTable` at a stable address; the
         // pointers written into it point into the same allocation or to `'static` names.
         unsafe {
-            for (i, name) in T::ATTRIBUTES.iter().enumerate() {
+            for (i, attr) in all.iter().enumerate() {
                 let a = &raw mut (*t).attrs[i];
-                (*a).attr.name = name.as_char_ptr();
+                (*a).attr.name = attr.name().as_char_ptr();
                 (*a).attr.mode = 0o444;
                 // As `sysfs_attr_init()` does for attributes that are not static.
                 #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
@@ -316,9 +293,10 @@ impl<T: Driver> Registration<T> {
     ) -> isize {
         // SAFETY: sysfs calls show with a valid attribute of ours.
         let name = unsafe { (*attr).attr.name };
-        let Some(index) = T::ATTRIBUTES
+        let Some(which) = <T::Attribute as Attribute>::ALL
             .iter()
-            .position(|n| core::ptr::eq(n.as_char_ptr(), name))
+            .copied()
+            .find(|a| core::ptr::eq(a.name().as_char_ptr(), name))
         else {
             return EINVAL.to_errno() as isize;
         };
@@ -330,9 +308,9 @@ impl<T: Driver> Registration<T> {
         // SAFETY: sysfs hands show a buffer of one page.
         let page =
             unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE) };
-        let mut out = SysfsWriter::new(page);
-        match T::show(data, index, &mut out) {
-            Ok(()) => out.len() as isize,
+        let mut out = Formatter::new(page);
+        match T::show(data, which, &mut out) {
+            Ok(()) => out.bytes_written() as isize,
             Err(e) => e.to_errno() as isize,
         }
     }
@@ -350,7 +328,6 @@ impl<T: Driver> PinnedDrop for Registration<T> {
 #[macros::kunit_tests(rust_kernel_dax)]
 mod tests {
     use super::*;
-    use core::fmt::Write;
 
     #[test]
     fn ranges_are_inclusive() {
@@ -360,16 +337,5 @@ mod tests {
         };
         assert_eq!(r.len(), 0x1000);
         assert!(!r.is_empty());
-    }
-
-    #[test]
-    fn sysfs_writer_truncates_at_the_page() {
-        let mut page = [0u8; 8];
-        let mut w = SysfsWriter::new(&mut page);
-        assert!(writeln!(w, "node{}", 12).is_ok());
-        assert_eq!(w.as_bytes(), b"node12\n");
-        assert!(write!(w, "toolong").is_err());
-        assert_eq!(w.len(), 8);
-        assert_eq!(w.as_bytes(), b"node12\nt");
     }
 }
