@@ -11,7 +11,7 @@
 //! C headers: [`include/linux/memory_hotplug.h`](srctree/include/linux/memory_hotplug.h) and
 //! [`include/linux/memory.h`](srctree/include/linux/memory.h)
 
-use crate::{bindings, error::to_result, prelude::*, str::CString};
+use crate::{bindings, error::to_result, prelude::*, str::CString, sync::Arc};
 use core::mem::ManuallyDrop;
 
 /// The size of a memory block: the unit in which memory is hot-added, onlined and removed.
@@ -54,7 +54,8 @@ impl OnlineType {
 /// # Invariants
 ///
 /// `id` is the id of a static memory group that this object registered and that is unregistered
-/// when it is dropped, unless it was leaked with [`MemoryGroup::leak`].
+/// when it is dropped. Every [`DriverManagedMemory`] of the group holds a reference to it, so the
+/// group is dropped only after the last of its memory is removed (or never, if one was leaked).
 pub struct MemoryGroup {
     id: i32,
 }
@@ -76,17 +77,12 @@ impl MemoryGroup {
     pub fn id(&self) -> i32 {
         self.id
     }
-
-    /// Keeps the group registered for good, for memory that could not be removed.
-    pub fn leak(self) {
-        core::mem::forget(self);
-    }
 }
 
 impl Drop for MemoryGroup {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the group is registered. Unregistering fails only while
-        // memory blocks of the group remain, which the owner removes or leaks with the group.
+        // memory blocks of the group remain, and each of those holds a reference to the group.
         let rc = unsafe { bindings::memory_group_unregister(self.id) };
         if rc != 0 {
             pr_err!(
@@ -105,12 +101,14 @@ impl Drop for MemoryGroup {
 ///
 /// # Invariants
 ///
-/// `start..start + size` was hot-added with the resource name `name`, which the kernel's resource
-/// tree points to, and has not been removed.
+/// `start..start + size` was hot-added to memory group `group` with the resource name `name`,
+/// which the kernel's resource tree points to, and has not been removed.
 pub struct DriverManagedMemory {
     start: u64,
     size: u64,
     name: ManuallyDrop<CString>,
+    // Dropped after `drop()` removed the memory: the group outlives its memory.
+    group: Arc<MemoryGroup>,
 }
 
 impl DriverManagedMemory {
@@ -119,8 +117,12 @@ impl DriverManagedMemory {
     ///
     /// The range must be aligned to the memory block size, and `driver` a short name without
     /// parentheses.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] for a range or name that breaks these rules, or the error of the hot-add.
     pub fn add(
-        group: &MemoryGroup,
+        group: &Arc<MemoryGroup>,
         start: u64,
         size: u64,
         driver: &CStr,
@@ -154,6 +156,7 @@ impl DriverManagedMemory {
             start,
             size,
             name: ManuallyDrop::new(name),
+            group: group.clone(),
         })
     }
 
@@ -181,10 +184,13 @@ impl DriverManagedMemory {
         // SAFETY: The memory is removed, so nothing points to the name any more; `this` is never
         // used again and is not dropped, so the name is dropped exactly once.
         unsafe { ManuallyDrop::drop(&mut this.name) };
+        // SAFETY: `this` is never used again and is not dropped: the group reference is moved out
+        // of it exactly once, and dropped now that the group's memory is removed.
+        drop(unsafe { core::ptr::read(&this.group) });
         Ok(())
     }
 
-    /// Keeps the memory added for good, with its resource name.
+    /// Keeps the memory added for good, with its resource name and its group.
     pub fn leak(self) {
         core::mem::forget(self);
     }
@@ -210,7 +216,8 @@ impl Drop for DriverManagedMemory {
     }
 }
 
-// SAFETY: The object only holds numbers and an owned string; removal may happen on any thread.
+// SAFETY: The object only holds numbers, an owned string and a reference to a group (an id);
+// removal may happen on any thread.
 unsafe impl Send for DriverManagedMemory {}
 // SAFETY: `&DriverManagedMemory` only reads numbers.
 unsafe impl Sync for DriverManagedMemory {}
@@ -230,7 +237,10 @@ mod tests {
     fn add_refuses_bad_ranges_and_names() -> Result {
         let block = memory_block_size();
         // A node that has no memory is fine for a group; nothing is ever added to it here.
-        let group = MemoryGroup::register_static(0, block >> bindings::PAGE_SHIFT)?;
+        let group = Arc::new(
+            MemoryGroup::register_static(0, block >> bindings::PAGE_SHIFT)?,
+            GFP_KERNEL,
+        )?;
         let high = 1u64 << 46;
         assert_eq!(
             DriverManagedMemory::add(&group, high + 4096, block, c"t", OnlineType::Movable).err(),
