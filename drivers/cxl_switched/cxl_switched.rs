@@ -10,26 +10,26 @@
 //! regions (see [`classify`]) and declines every other one, which stays with dax/kmem or
 //! device_dax. See Documentation/admin-guide/mm/cxl-switched.rst.
 
-// The header's ABI and protocol, its checksum and the layout are `core`-only: the userspace
-// tools build the same files. The handoff steps and some decoders are used by the tools and the
-// KUnit suites only until the migration interface uses them.
-#[allow(dead_code)]
-mod abi;
 mod classify;
-#[allow(dead_code)]
-mod crc32c;
-mod layout;
+mod debugfs;
+mod errno;
+mod handoff;
+#[cfg(CONFIG_CXL_SWITCHED_KUNIT_TEST)]
+mod kunit;
+mod medium;
 mod membership;
 mod portal;
-#[allow(dead_code)]
-mod protocol;
+mod sysfs;
+mod text;
 
 use kernel::{
-    dax::{self, DevDax, Kind, SysfsWriter},
+    dax::{self, DevDax, Kind},
     prelude::*,
+    str::Formatter,
 };
 
 use classify::Policy;
+use handoff::{abi::MAX_HOST_SLOTS, layout::HEADER_BLOCKS};
 use portal::{Params, Portal};
 
 module! {
@@ -77,7 +77,7 @@ fn params() -> Result<Params> {
         reformat: module_parameters::reformat.value(),
     };
     let ok = (1..=100).contains(&p.claim_pct)
-        && (1..=abi::MAX_HOST_SLOTS).contains(&p.host_slots)
+        && (1..=MAX_HOST_SLOTS).contains(&p.host_slots)
         && (400..=600_000).contains(&p.lease_ms);
     if ok {
         Ok(p)
@@ -92,7 +92,7 @@ impl dax::Driver for PortalDriver {
     type Data = Portal;
     const KIND: Kind = Kind::Kmem;
     const ATTRIBUTE_DIR: &'static CStr = c"cxl_switched";
-    const ATTRIBUTES: &'static [&'static CStr] = portal::ATTRIBUTES;
+    type Attribute = sysfs::Attr;
 
     fn claim(dev: &DevDax) -> bool {
         policy().is_ok_and(|p| Portal::is_switched(dev, p))
@@ -103,17 +103,18 @@ impl dax::Driver for PortalDriver {
     }
 
     fn remove(dev: &DevDax, data: Pin<KBox<Portal>>) {
-        let portal = KBox::into_inner(Pin::into_inner(data));
-        portal.remove(dev.as_device());
+        Portal::remove(data, dev.as_device());
     }
 
-    fn show(data: Pin<&Portal>, index: usize, out: &mut SysfsWriter<'_>) -> Result {
-        data.show(index, out)
+    fn show(data: Pin<&Portal>, attr: sysfs::Attr, out: &mut Formatter<'_>) -> Result {
+        data.show(attr, out)
     }
 }
 
 struct CxlSwitched {
+    // Dropped first: unbinding every portal removes its debugfs directory from the root's.
     _driver: Pin<KBox<dax::Registration<PortalDriver>>>,
+    _debugfs: debugfs::Root,
 }
 
 impl kernel::Module for CxlSwitched {
@@ -127,14 +128,19 @@ impl kernel::Module for CxlSwitched {
             pr_err!("claim_pct, host_slots or lease_ms out of range (see modinfo); not loaded\n");
             return Err(EINVAL);
         }
+        // SAFETY: Called once, here, before the driver can bind a portal.
+        let debugfs = unsafe { debugfs::Root::new() };
         let driver = KBox::pin_init(dax::Registration::new(c"cxl_switched", module), GFP_KERNEL)
             .inspect_err(|e| pr_err!("registering the dax driver failed ({e:?}); not loaded\n"))?;
         pr_info!(
             "loaded (switched={}); portal header reserves {} memory block(s)\n",
             switched,
-            layout::HEADER_BLOCKS
+            HEADER_BLOCKS
         );
-        Ok(Self { _driver: driver })
+        Ok(Self {
+            _driver: driver,
+            _debugfs: debugfs,
+        })
     }
 }
 

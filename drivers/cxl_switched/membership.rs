@@ -1,118 +1,95 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A portal's membership: the shared protocol ([`crate::protocol`]) over the memremapped header
-//! block, the heartbeat that keeps this host's lease, and the memory blocks that ownership
-//! drives online.
+//! A portal's membership: the one owner of this host's protocol [`Host`], the heartbeat that
+//! keeps its lease, and the memory blocks that ownership drives online.
 //!
-//! Probe opens the header (format, join or refuse), claims this host's share of free blocks and
-//! onlines only the blocks it owns. The heartbeat, delayed work five times a lease, renews the
-//! lease, reaps hosts whose lease expired and onlines the blocks it took from them. A host that
-//! finds itself fenced or expired stops using the portal: it stops heartbeating and offlines
-//! what it can. Remove stops the heartbeat, offlines the blocks, returns them and leaves.
+//! Everything this host does through the header goes through [`Membership`]: the boot check
+//! (format, join or refuse), the claim of this host's share of free blocks, the heartbeat
+//! (renewal, reaping of expired hosts and onlining of what it took from them), the quarantine
+//! of blocks that cannot be offlined, and leaving. A host that finds itself fenced or expired
+//! stops using the portal: it stops heartbeating and offlines what it can.
 
 use core::fmt::Write;
 
 use kernel::{
+    device::Device,
     memory_hotplug::{DriverManagedMemory, MemoryGroup, OnlineType},
     memremap::Memremap,
     new_mutex,
     prelude::*,
+    random,
     sync::{Arc, Completion, Mutex},
-    time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic},
+    time::{msecs_to_jiffies, Instant, Monotonic},
     workqueue::{self, impl_has_delayed_work, new_delayed_work, DelayedWork, WorkItem},
 };
 
 use crate::{
-    layout::PortalLayout,
-    portal::Text,
-    protocol::{self, Error as ProtoError, Host, Medium},
+    handoff::{
+        abi::{Geometry, MemberState, Owner, Superblock, Timing, NO_SLOT, QUARANTINED},
+        layout::PortalLayout,
+        protocol::{
+            boot::{self, Opened},
+            records, Error as ProtocolError, Host, Op,
+        },
+    },
+    medium::HeaderMedium,
+    text::{Text, Uuid},
 };
 
-/// The header block as the protocol's medium.
-///
-/// Coherency: every record write is followed by a write-back and a barrier, every record read
-/// preceded by an invalidation ([`Memremap::write_back`], [`Memremap::invalidate`]).
-pub(crate) struct HeaderMedium<'a> {
-    header: &'a Memremap,
-    origin: &'a Instant<Monotonic>,
-}
+/// Handoff records a portal formatted by this driver has.
+const HANDOFF_RECORDS: u32 = 16;
 
-impl<'a> HeaderMedium<'a> {
-    pub(crate) fn new(header: &'a Memremap, origin: &'a Instant<Monotonic>) -> Self {
-        Self { header, origin }
-    }
-}
+/// The longest wait between two runs of the heartbeat, so that [`Membership::stop`] returns
+/// within about this long whatever the lease.
+const MAX_PERIOD_MS: u32 = 1000;
 
-fn offset(off: u64) -> Result<usize, ProtoError> {
-    usize::try_from(off).map_err(|_| ProtoError::Medium)
-}
-
-impl Medium for HeaderMedium<'_> {
-    fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), ProtoError> {
-        self.header
-            .read(offset(off)?, buf)
-            .map_err(|_| ProtoError::Medium)
-    }
-
-    fn write(&self, off: u64, data: &[u8]) -> Result<(), ProtoError> {
-        self.header
-            .write(offset(off)?, data)
-            .map_err(|_| ProtoError::Medium)
-    }
-
-    fn write_back(&self, off: u64, len: usize) {
-        // Out of bounds is caught by the write before it.
-        if let Ok(off) = offset(off) {
-            let _ = self.header.write_back(off, len);
-        }
-    }
-
-    fn invalidate(&self, off: u64, len: usize) {
-        if let Ok(off) = offset(off) {
-            let _ = self.header.invalidate(off, len);
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(0)
-    }
-
-    fn sleep_ms(&self, ms: u32) {
-        let d = if ms == 0 {
-            Delta::from_micros(100)
-        } else {
-            Delta::from_millis(i64::from(ms))
-        };
-        fsleep(d);
-    }
+/// What a host that boots on a portal needs to know and may be asked to do.
+pub(crate) struct JoinParams {
+    /// The portal as this host sees it: block size, blocks, header blocks, and the host slots
+    /// to format it with.
+    pub(crate) geometry: Geometry,
+    /// The lease to format it with, in ms.
+    pub(crate) lease_ms: u32,
+    /// The CXL serial number of the device.
+    pub(crate) serial: u64,
+    /// The serial number of a portal whose refused header may be formatted over (0: none).
+    pub(crate) reformat: u64,
+    /// Per cent of the portal's data blocks this host claims.
+    pub(crate) claim_pct: u32,
 }
 
 /// What changes under the lock: this host's membership and the blocks it has online.
-///
-/// Fields drop in order: the blocks are removed before their group goes.
-pub(crate) struct State {
+struct State {
     /// `None` once this host left, or stopped using the portal.
-    pub(crate) host: Option<KBox<Host>>,
+    host: Option<KBox<Host>>,
     /// Per data block, its memory while onlined.
-    pub(crate) blocks: KVec<Option<DriverManagedMemory>>,
-    pub(crate) group: MemoryGroup,
+    blocks: KVec<Option<DriverManagedMemory>>,
     stopping: bool,
     /// Why this host stopped using the portal, if it did.
-    pub(crate) stopped: Option<&'static str>,
+    stopped: Option<&'static str>,
 }
 
-/// A portal's membership, shared by the portal and its heartbeat.
+/// What [`Membership::leave`] could not undo: blocks whose memory stays online.
+pub(crate) struct Stuck {
+    /// How many blocks.
+    pub(crate) blocks: u64,
+    /// The first error that offlining returned.
+    pub(crate) error: Error,
+}
+
+/// A portal's membership, shared by the portal, its heartbeat and its debugfs tables.
 #[pin_data]
 pub(crate) struct Membership {
     #[pin]
-    pub(crate) state: Mutex<State>,
+    state: Mutex<State>,
     #[pin]
     work: DelayedWork<Membership>,
     #[pin]
     idle: Completion,
-    pub(crate) header: Memremap,
-    pub(crate) origin: Instant<Monotonic>,
-    pub(crate) layout: PortalLayout,
+    header: Memremap,
+    origin: Instant<Monotonic>,
+    layout: PortalLayout,
+    group: Arc<MemoryGroup>,
     region: Text,
 }
 
@@ -121,27 +98,50 @@ impl_has_delayed_work! {
 }
 
 impl Membership {
-    /// A membership of `host` over `header`, with no block online yet.
-    pub(crate) fn new(
-        host: KBox<Host>,
+    /// Boots on the portal whose header block `header` maps: runs the boot check, joins, claims
+    /// this host's share of free blocks and onlines every block it owns into `group`. The
+    /// heartbeat is not running yet: see [`Membership::start`].
+    ///
+    /// # Errors
+    ///
+    /// The errno of the protocol error that refused the header or the join, with one log line
+    /// saying why (see [`crate::errno`]); an allocation failure. Nothing is onlined then.
+    pub(crate) fn join(
+        dev: &Device,
+        region: Text,
         header: Memremap,
-        origin: Instant<Monotonic>,
         layout: PortalLayout,
-        group: MemoryGroup,
-        region: &str,
+        group: Arc<MemoryGroup>,
+        params: &JoinParams,
     ) -> Result<Arc<Self>> {
-        let mut blocks = KVec::with_capacity(usize::try_from(layout.blocks())?, GFP_KERNEL)?;
-        for _ in 0..layout.blocks() {
+        let name = region.as_str();
+        let origin = Instant::<Monotonic>::now();
+        let host = {
+            let m = HeaderMedium::new(&header, &origin);
+            let sb = open(dev, name, &m, params)?;
+            let mut uuid = [0u8; 16];
+            random::fill_bytes(&mut uuid);
+            let host = Host::join(&m, sb, uuid).map_err(|e| {
+                dev_err!(
+                    dev,
+                    "{}: refused: joining the portal: {}; nothing onlined\n",
+                    name,
+                    e
+                );
+                Error::from(e)
+            })?;
+            KBox::new(host, GFP_KERNEL)?
+        };
+        let data_blocks = layout.blocks();
+        let mut blocks = KVec::with_capacity(usize::try_from(data_blocks)?, GFP_KERNEL)?;
+        for _ in 0..data_blocks {
             blocks.push(None, GFP_KERNEL)?;
         }
-        let mut name = Text::new();
-        let _ = name.write_str(region);
-        Arc::pin_init(
+        let this = Arc::pin_init(
             try_pin_init!(Membership {
                 state <- new_mutex!(State {
                     host: Some(host),
                     blocks,
-                    group,
                     stopping: false,
                     stopped: None,
                 }),
@@ -150,20 +150,37 @@ impl Membership {
                 header,
                 origin,
                 layout,
-                region: name,
+                group,
+                region,
             }),
             GFP_KERNEL,
-        )
+        )?;
+        {
+            let mut st = this.state.lock();
+            let m = this.medium();
+            let want = data_blocks
+                .saturating_mul(u64::from(params.claim_pct))
+                .div_ceil(100);
+            if let Some(host) = st.host.as_deref_mut() {
+                let mut have = 0u64;
+                let _ = host.owned(&m, |_, _| have += 1);
+                if let Err(e) = host.claim(&m, want.saturating_sub(have)) {
+                    dev_warn!(dev, "{}: claiming blocks: {}\n", name, e);
+                }
+            }
+            this.online_owned(&mut st)?;
+        }
+        Ok(this)
     }
 
     /// The protocol's medium.
-    pub(crate) fn medium(&self) -> HeaderMedium<'_> {
+    fn medium(&self) -> HeaderMedium<'_> {
         HeaderMedium::new(&self.header, &self.origin)
     }
 
-    /// Heartbeats come five times a lease: a host renews well before half its lease is gone.
+    /// How long until the next heartbeat: five a lease, at most [`MAX_PERIOD_MS`] apart.
     fn period_ms(host: &Host) -> u32 {
-        (host.superblock().timing.lease_ms / 5).max(1)
+        (host.superblock().timing.lease_ms / 5).clamp(1, MAX_PERIOD_MS)
     }
 
     /// Starts the heartbeat, renewing the lease first.
@@ -176,13 +193,26 @@ impl Membership {
                     let _ = h.renew(&m);
                     Self::period_ms(h)
                 }
-                None => 1000,
+                None => MAX_PERIOD_MS,
             }
         };
-        let _ = workqueue::system().enqueue_delayed(this.clone(), msecs_to_jiffies(ms));
+        Self::schedule(this.clone(), ms);
     }
 
-    /// Stops the heartbeat and waits until it no longer runs.
+    /// Queues the next heartbeat; if it cannot be queued the heartbeat ends here, so that
+    /// [`Membership::stop`] does not wait for a run that never comes.
+    fn schedule(this: Arc<Self>, ms: u32) {
+        if let Err(this) = workqueue::system().enqueue_delayed(this, msecs_to_jiffies(ms)) {
+            pr_err!(
+                "{}: heartbeat already queued; not queued again\n",
+                this.region.as_str()
+            );
+            this.idle.complete_all();
+        }
+    }
+
+    /// Stops the heartbeat and waits until it no longer runs: at most about
+    /// [`MAX_PERIOD_MS`] plus one heartbeat.
     pub(crate) fn stop(&self) {
         self.state.lock().stopping = true;
         self.idle.wait_for_completion();
@@ -190,8 +220,9 @@ impl Membership {
 
     /// Onlines every block this host owns and has not onlined; a block that cannot be added is
     /// given back. Returns the number onlined.
-    pub(crate) fn online_owned(&self, st: &mut State) -> Result<u64> {
+    fn online_owned(&self, st: &mut State) -> Result<u64> {
         let m = self.medium();
+        let region = self.region.as_str();
         let Some(host) = st.host.as_deref_mut() else {
             return Ok(0);
         };
@@ -209,41 +240,40 @@ impl Membership {
             }
         });
         if let Err(e) = r {
-            pr_err!(
-                "{}: reading the owner table: {}\n",
-                self.region.as_str(),
-                e.as_str()
-            );
-            return Err(EIO);
+            pr_err!("{}: reading the owner table: {}\n", region, e);
+            return Err(e.into());
         }
         if let Some(e) = err {
             return Err(e.into());
         }
         let mut onlined = 0;
         for &b in want.iter() {
-            let Some(range) = self.layout.block(b) else {
+            let (Some(range), Some(slot)) = (
+                self.layout.block(b),
+                usize::try_from(b).ok().and_then(|i| st.blocks.get_mut(i)),
+            ) else {
                 continue;
             };
             // Onlining a block takes a while: renew the lease before using each.
             if let Err(e) = host.renew(&m) {
-                pr_err!("{}: {} while onlining\n", self.region.as_str(), e.as_str());
-                return Err(EIO);
+                pr_err!("{}: {} while onlining\n", region, e);
+                return Err(e.into());
             }
             match DriverManagedMemory::add(
-                &st.group,
+                &self.group,
                 range.start,
                 range.end - range.start,
                 c"cxl_switched",
                 OnlineType::Movable,
             ) {
                 Ok(mem) => {
-                    st.blocks[b as usize] = Some(mem);
+                    *slot = Some(mem);
                     onlined += 1;
                 }
                 Err(e) => {
                     pr_err!(
                         "{}: block {} ({:#x}) not onlined ({:?}); given back\n",
-                        self.region.as_str(),
+                        region,
                         b,
                         range.start,
                         e
@@ -258,7 +288,7 @@ impl Membership {
     /// Offlines and removes every onlined block. Returns the blocks that could not be removed
     /// (their memory stays online, leaked) as a bitmap over block indexes, how many, and the
     /// first error.
-    pub(crate) fn offline_all(&self, st: &mut State) -> (KVec<bool>, u64, Option<Error>) {
+    fn offline_all(&self, st: &mut State) -> (KVec<bool>, u64, Option<Error>) {
         let mut stuck = KVec::new();
         let mut n = 0;
         let mut first = None;
@@ -288,9 +318,60 @@ impl Membership {
         (stuck, n, first)
     }
 
+    /// Lets go of the portal: stops the heartbeat, offlines and removes every block, returns
+    /// them and leaves. Blocks that cannot be offlined stay online, as they are, and are
+    /// quarantined in the header so that no other host claims them.
+    ///
+    /// Offlining waits for pages to be migrated; a fatal signal to the task that unbinds (or
+    /// unloads) ends the wait.
+    ///
+    /// # Errors
+    ///
+    /// [`Stuck`] if some blocks stay online: then the caller must keep what their memory
+    /// depends on (the node's type and tier, the header claim) for good.
+    pub(crate) fn leave(&self, dev: &Device) -> core::result::Result<(), Stuck> {
+        let region = self.region.as_str();
+        self.stop();
+        let mut st = self.state.lock();
+        let (stuck, n, err) = self.offline_all(&mut st);
+        let m = self.medium();
+        if let Some(host) = st.host.as_deref_mut() {
+            if n != 0 {
+                let is_stuck = |b: u64| {
+                    usize::try_from(b)
+                        .ok()
+                        .and_then(|i| stuck.get(i))
+                        .copied()
+                        .unwrap_or(true)
+                };
+                if let Err(e) = host.quarantine(&m, is_stuck) {
+                    dev_err!(dev, "{}: quarantining blocks: {}\n", region, e);
+                }
+            }
+            match host.leave(&m) {
+                Ok(()) => dev_info!(dev, "{}: left the portal (slot {})\n", region, host.slot()),
+                Err(e) => dev_err!(
+                    dev,
+                    "{}: leaving the portal: {}; other hosts reap it after its lease\n",
+                    region,
+                    e
+                ),
+            }
+        }
+        st.host = None;
+        if n == 0 {
+            return Ok(());
+        }
+        Err(Stuck {
+            blocks: n,
+            error: err.unwrap_or(EBUSY),
+        })
+    }
+
     /// One heartbeat. Returns the delay to the next, or `None` to stop.
     fn beat(&self, st: &mut State) -> Option<u32> {
         let m = self.medium();
+        let region = self.region.as_str();
         let host = st.host.as_deref_mut()?;
         let period = Self::period_ms(host);
         match host.heartbeat(&m) {
@@ -298,28 +379,20 @@ impl Membership {
             Ok(n) => {
                 pr_info!(
                     "{}: fenced and reaped {} host(s) whose lease expired\n",
-                    self.region.as_str(),
+                    region,
                     n
                 );
                 match self.online_owned(st) {
-                    Ok(k) => pr_info!(
-                        "{}: onlined {} reclaimed block(s)\n",
-                        self.region.as_str(),
-                        k
-                    ),
-                    Err(e) => pr_err!(
-                        "{}: reclaimed blocks not onlined ({:?})\n",
-                        self.region.as_str(),
-                        e
-                    ),
+                    Ok(k) => pr_info!("{}: onlined {} reclaimed block(s)\n", region, k),
+                    Err(e) => pr_err!("{}: reclaimed blocks not onlined ({:?})\n", region, e),
                 }
                 Some(period)
             }
             Err(e) if e.is_fatal() => {
                 pr_err!(
                     "{}: {}: stops using the portal and offlines its blocks\n",
-                    self.region.as_str(),
-                    e.as_str()
+                    region,
+                    e
                 );
                 st.host = None;
                 st.stopped = Some(e.as_str());
@@ -327,21 +400,145 @@ impl Membership {
                 if stuck != 0 {
                     pr_err!(
                         "{}: {} block(s) stay online after the fence; another host may own them\n",
-                        self.region.as_str(),
+                        region,
                         stuck
                     );
                 }
                 None
             }
             Err(e) => {
-                pr_warn!(
-                    "{}: heartbeat: {}; retrying\n",
-                    self.region.as_str(),
-                    e.as_str()
-                );
+                pr_warn!("{}: heartbeat: {}; retrying\n", region, e);
                 Some(period)
             }
         }
+    }
+
+    /// Bytes of portal memory this host has online.
+    pub(crate) fn online_bytes(&self) -> u64 {
+        let st = self.state.lock();
+        let n = st.blocks.iter().filter(|b| b.is_some()).count();
+        u64::try_from(n)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(self.layout.block_size())
+    }
+
+    /// Calls `f` with this host's superblock, slot and epoch, or returns why it is no member.
+    pub(crate) fn with_host<T>(
+        &self,
+        f: impl FnOnce(&Superblock, u32, u32) -> T,
+    ) -> core::result::Result<T, &'static str> {
+        let st = self.state.lock();
+        match st.host.as_deref() {
+            Some(h) => Ok(f(h.superblock(), h.slot(), h.epoch())),
+            None => Err(st.stopped.unwrap_or("not a member")),
+        }
+    }
+
+    /// Writes the blocks this host owns, "0,2,5", a block in a handoff marked "(handoff)".
+    ///
+    /// # Errors
+    ///
+    /// The errno of a failed header read; [`EINVAL`] if `out` is full.
+    pub(crate) fn write_owned(&self, out: &mut impl Write) -> Result {
+        let st = self.state.lock();
+        let m = self.medium();
+        let Some(host) = st.host.as_deref() else {
+            let why = st.stopped.unwrap_or("not a member");
+            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
+        };
+        let mut r = Ok(());
+        let mut sep = "";
+        host.owned(&m, |b, lent| {
+            if r.is_ok() {
+                r = write!(out, "{sep}{b}{}", if lent { "(handoff)" } else { "" });
+                sep = ",";
+            }
+        })?;
+        r.and_then(|()| writeln!(out)).map_err(|_| EINVAL)
+    }
+
+    /// Writes the member table: one line per slot in use, "slot state epoch N heartbeat N",
+    /// this host's marked "self", a transaction in progress as "intent OP".
+    ///
+    /// # Errors
+    ///
+    /// The errno of a failed header read; [`EINVAL`] if `out` is full.
+    pub(crate) fn write_members(&self, out: &mut impl Write) -> Result {
+        let st = self.state.lock();
+        let m = self.medium();
+        let Some(host) = st.host.as_deref() else {
+            let why = st.stopped.unwrap_or("not a member");
+            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
+        };
+        let mut r = Ok(());
+        records::for_each_member(&m, host.superblock(), |v| {
+            let state = match v.member.state {
+                MemberState::Free if v.record.is_none() => return,
+                MemberState::Free => "free",
+                MemberState::Live => "live",
+                MemberState::Fenced => "fenced",
+            };
+            let beat = v.record.map_or(0, |r| r.generation);
+            let me = if v.slot == host.slot() { " self" } else { "" };
+            // A transaction in progress: what its host was doing.
+            let intent = v
+                .record
+                .filter(|r| r.intent != 0)
+                .map(|r| Op::from_raw(r.op).map_or("unknown", Op::as_str));
+            if r.is_ok() {
+                r = write!(
+                    out,
+                    "{} {} epoch {} heartbeat {}{}",
+                    v.slot, state, v.member.epoch, beat, me
+                )
+                .and_then(|()| match intent {
+                    Some(op) => writeln!(out, " intent {op}"),
+                    None => writeln!(out),
+                });
+            }
+        })?;
+        r.map_err(|_| EINVAL)
+    }
+
+    /// Writes the owner table: one line per run of blocks with one owner, "first-last free",
+    /// "first-last quarantined" or "first-last slot N epoch N".
+    ///
+    /// # Errors
+    ///
+    /// The errno of a failed header read; [`EINVAL`] if `out` is full.
+    pub(crate) fn write_owners(&self, out: &mut impl Write) -> Result {
+        let st = self.state.lock();
+        let m = self.medium();
+        let Some(host) = st.host.as_deref() else {
+            let why = st.stopped.unwrap_or("not a member");
+            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
+        };
+        let mut run: Option<(u64, u64, Owner)> = None;
+        let mut r = Ok(());
+        let mut flush = |(first, last, o): (u64, u64, Owner), r: &mut core::fmt::Result| {
+            if r.is_ok() {
+                *r = match o.slot {
+                    NO_SLOT => writeln!(out, "{first}-{last} free"),
+                    QUARANTINED => writeln!(out, "{first}-{last} quarantined"),
+                    s => writeln!(out, "{first}-{last} slot {s} epoch {}", o.epoch),
+                };
+            }
+        };
+        records::for_each_owner(&m, host.superblock(), |b, o| match run {
+            Some((first, last, prev)) if prev == o && last.checked_add(1) == Some(b) => {
+                run = Some((first, b, prev))
+            }
+            _ => {
+                if let Some(prev) = run.take() {
+                    flush(prev, &mut r);
+                }
+                run = Some((b, b, o));
+            }
+        })?;
+        if let Some(prev) = run {
+            flush(prev, &mut r);
+        }
+        r.map_err(|_| EINVAL)
     }
 }
 
@@ -358,73 +555,76 @@ impl WorkItem for Membership {
             }
         };
         match next {
-            Some(ms) => {
-                let _ = workqueue::system().enqueue_delayed(this, msecs_to_jiffies(ms));
-            }
+            Some(ms) => Self::schedule(this, ms),
             None => this.idle.complete_all(),
         }
     }
 }
 
-/// Writes the protocol's member table for sysfs: one line per slot in use.
-pub(crate) fn write_members(
-    m: &impl Medium,
-    host: &Host,
-    out: &mut impl Write,
-) -> core::result::Result<(), ProtoError> {
-    let sb = *host.superblock();
-    let mut r = Ok(());
-    protocol::for_each_member(m, &sb, |v| {
-        let state = match v.member.state {
-            crate::abi::MemberState::Free if v.record.is_none() => return,
-            crate::abi::MemberState::Free => "free",
-            crate::abi::MemberState::Live => "live",
-            crate::abi::MemberState::Fenced => "fenced",
-        };
-        let beat = v.record.map_or(0, |r| r.generation);
-        let me = if v.slot == host.slot() { " self" } else { "" };
-        if r.is_ok() {
-            r = writeln!(
-                out,
-                "{} {} epoch {} heartbeat {}{}",
-                v.slot, state, v.member.epoch, beat, me
-            );
-        }
-    })?;
-    r.map_err(|_| ProtoError::Medium)
-}
-
-/// Writes the owner table for sysfs: one line per run of blocks with one owner.
-pub(crate) fn write_owners(
-    m: &impl Medium,
-    host: &Host,
-    out: &mut impl Write,
-) -> core::result::Result<(), ProtoError> {
-    let sb = *host.superblock();
-    let mut run: Option<(u64, u64, crate::abi::Owner)> = None;
-    let mut r = Ok(());
-    let mut flush = |run: &(u64, u64, crate::abi::Owner), r: &mut core::fmt::Result| {
-        let (first, last, o) = run;
-        if r.is_err() {
-            return;
-        }
-        *r = match o.slot {
-            crate::abi::NO_SLOT => writeln!(out, "{first}-{last} free"),
-            crate::abi::QUARANTINED => writeln!(out, "{first}-{last} quarantined"),
-            s => writeln!(out, "{first}-{last} slot {s} epoch {}", o.epoch),
-        };
+/// The boot check: opens the portal's header, formatting it if it is empty or if the
+/// administrator named this portal (`reformat=<serial>`) and its header is refused. Returns the
+/// superblock to join; a refusal is logged here, in one line.
+fn open(
+    dev: &Device,
+    region: &str,
+    m: &HeaderMedium<'_>,
+    params: &JoinParams,
+) -> Result<Superblock> {
+    let timing = Timing {
+        lease_ms: params.lease_ms,
+        settle_ms: (params.lease_ms / 20).clamp(1, 100),
     };
-    protocol::for_each_owner(m, &sb, |b, o| match run {
-        Some((first, last, prev)) if prev == o && last + 1 == b => run = Some((first, b, prev)),
-        _ => {
-            if let Some(prev) = run.take() {
-                flush(&prev, &mut r);
-            }
-            run = Some((b, b, o));
+    let geometry = &params.geometry;
+    let serial = params.serial;
+    let mut uuid = [0u8; 16];
+    random::fill_bytes(&mut uuid);
+    match boot::open(m, geometry, uuid, HANDOFF_RECORDS, timing) {
+        Ok(Opened::Formatted(sb)) => {
+            dev_info!(
+                dev,
+                "{}: empty portal formatted as {}\n",
+                region,
+                Uuid(&sb.uuid)
+            );
+            Ok(sb)
         }
-    })?;
-    if let Some(prev) = run {
-        flush(&prev, &mut r);
+        Ok(Opened::Joinable(sb)) => Ok(sb),
+        Err(ProtocolError::Header(e)) if params.reformat != 0 && params.reformat == serial => {
+            dev_warn!(
+                dev,
+                "{}: header refused ({}); formatted over as reformat={:#x} asks\n",
+                region,
+                e.as_str(),
+                serial
+            );
+            boot::format(m, uuid, *geometry, HANDOFF_RECORDS, timing).map_err(|e| {
+                dev_err!(
+                    dev,
+                    "{}: formatting failed: {}; nothing onlined\n",
+                    region,
+                    e
+                );
+                Error::from(e)
+            })
+        }
+        Err(e @ ProtocolError::Header(_)) => {
+            dev_err!(
+                dev,
+                "{}: refused: portal header: {}; nothing onlined (reformat={:#x} formats it)\n",
+                region,
+                e,
+                serial
+            );
+            Err(e.into())
+        }
+        Err(e) => {
+            dev_err!(
+                dev,
+                "{}: refused: portal header: {}; nothing onlined\n",
+                region,
+                e
+            );
+            Err(e.into())
+        }
     }
-    r.map_err(|_| ProtoError::Medium)
 }

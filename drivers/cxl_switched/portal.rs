@@ -3,64 +3,41 @@
 //! A portal: the dax device of a switched CXL RAM region, onlined as a typed node of its own.
 //!
 //! Probe decides whether the region is switched, checks that its node and range can hold a
-//! portal, claims and maps the header block, and runs the boot check on the header: it formats
-//! an empty portal, joins a valid one and refuses anything else. A member claims its share of
-//! free blocks and hot-adds only the blocks it owns into `ZONE_MOVABLE` as "System RAM
-//! (cxl_switched)", with the node typed "Switched" and in a memory tier of its own (see
-//! [`crate::membership`]). Remove undoes it, unless pages are in use on the node: then the
-//! blocks that could not be removed stay online, typed, as they are, and quarantined in the
-//! header (see [`Portal::remove`]).
+//! portal, claims and maps the header block, types the node "Switched" and gives it a memory
+//! tier of its own, and hands the rest to [`Membership`]: the boot check on the header, the
+//! join, and the onlining of the blocks this host owns into `ZONE_MOVABLE` as "System RAM
+//! (cxl_switched)". Remove undoes it, unless pages are in use on the node: then the blocks that
+//! could not be removed stay online, typed, as they are, and quarantined in the header (see
+//! [`Portal::remove`]).
 
 use core::fmt::Write;
 
 use kernel::{
     cxl::RegionEndpoint,
-    dax::{DevDax, SysfsWriter},
+    dax::DevDax,
     device::Device,
     memory_hotplug::{memory_block_size, MemoryGroup},
     memory_tiers::{platform_adistance, MemoryType, NodeMemoryType},
     memremap::Memremap,
     node::{self, MemoryTypeName},
     prelude::*,
-    random,
     sync::Arc,
     time::{Instant, Monotonic},
 };
 
 use crate::{
-    abi::{Geometry, HeaderError, Timing},
     classify::{classify, portal_adistance, Decision, Policy},
-    layout::{PortalLayout, HEADER_BLOCKS},
-    membership::{self, HeaderMedium, Membership},
-    protocol::{self, Error as ProtoError, Host, Opened},
+    debugfs::Tables,
+    handoff::{
+        abi::Geometry,
+        layout::{PortalLayout, HEADER_BLOCKS},
+    },
+    membership::{JoinParams, Membership},
+    text::Text,
 };
 
 /// The name of a portal node's memory type.
 pub(crate) const TYPE_NAME: &CStr = c"Switched";
-
-/// The sysfs attributes of a bound portal, below `daxX.Y/cxl_switched/`.
-pub(crate) const ATTRIBUTES: &[&CStr] = &[
-    c"region",
-    c"node",
-    c"resource",
-    c"size",
-    c"header_size",
-    c"online_size",
-    c"switch_path",
-    c"serial",
-    c"adistance",
-    c"online_us",
-    c"portal_uuid",
-    c"host_slot",
-    c"epoch",
-    c"lease_ms",
-    c"owned_blocks",
-    c"members",
-    c"owners",
-];
-
-/// Handoff records a portal formatted by this driver has.
-const HANDOFF_RECORDS: u32 = 16;
 
 /// What the administrator asked for, through the module parameters.
 #[derive(Clone, Copy)]
@@ -75,35 +52,6 @@ pub(crate) struct Params {
     pub(crate) reformat: u64,
 }
 
-/// A UUID as text.
-struct Uuid<'a>(&'a [u8; 16]);
-
-impl kernel::fmt::Display for Uuid<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Display::fmt(self, f)
-    }
-}
-
-impl core::fmt::Display for Uuid<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The errno for a header the boot check refuses.
-fn header_errno(e: &HeaderError) -> Error {
-    match e {
-        HeaderError::Newer { .. } => EPROTONOSUPPORT,
-        _ => EUCLEAN,
-    }
-}
-
 /// What happens to a portal whose memory could not be removed.
 const STAYS_ONLINE: &str =
     "pages could not be moved off; its memory stays online as Switched memory until reboot";
@@ -114,9 +62,9 @@ struct Onlined<'a> {
     mib: u64,
     adistance: i32,
     header: &'a core::ops::Range<u64>,
-    blocks: u64,
     slot: u32,
     epoch: u32,
+    blocks: u64,
 }
 
 impl kernel::fmt::Display for Onlined<'_> {
@@ -135,101 +83,79 @@ impl kernel::fmt::Display for Onlined<'_> {
             f,
             "header block {:#x}-{:#x} reserved",
             self.header.start,
-            self.header.end - 1
+            self.header.end.saturating_sub(1)
         )
     }
 }
 
-/// The longest switch path kept, in bytes.
-const PATH_MAX: usize = 128;
-
-/// A bounded text buffer for names and paths.
-#[derive(Clone, Copy)]
-pub(crate) struct Text {
-    bytes: [u8; PATH_MAX],
-    len: usize,
-}
-
-impl Text {
-    pub(crate) fn new() -> Self {
-        Self {
-            bytes: [0; PATH_MAX],
-            len: 0,
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
-    }
-}
-
-impl Write for Text {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(core::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// What probe saw of a region.
-struct Seen {
-    region: Text,
-    path: Text,
-    serial: u64,
+/// What probe learnt of a region from the CXL topology.
+pub(crate) struct RegionInfo {
+    /// The region's name, `regionN`.
+    pub(crate) name: Text,
+    /// The CXL ports from the root to the endpoint.
+    pub(crate) path: Text,
+    /// The memory device's serial number.
+    pub(crate) serial: u64,
     decision: Decision,
 }
 
+/// The switched or direct decision of at most this many devices of one region.
+const MAX_TARGETS: usize = 16;
+
 /// Reads the region's targets and decides.
-fn look(dev: &Device, policy: Policy) -> Result<Seen> {
+fn look(dev: &Device, policy: Policy) -> Result<RegionInfo> {
     let first = RegionEndpoint::get(dev, 0)?;
-    let mut depths = [0u32; 16];
-    let n = first.nr_targets().clamp(1, depths.len());
+    let mut depths = [0u32; MAX_TARGETS];
+    let n = first.nr_targets().clamp(1, MAX_TARGETS);
     depths[0] = first.depth();
     for (pos, depth) in depths.iter_mut().enumerate().take(n).skip(1) {
         *depth = RegionEndpoint::get(dev, pos)?.depth();
     }
-    let mut region = Text::new();
-    let mut path = Text::new();
-    // Names that do not fit are cut; they are for people, not for decisions.
-    let _ = region.write_str(first.region().name().to_str().unwrap_or("?"));
-    let _ = first.write_path(&mut path);
-    Ok(Seen {
-        region,
-        path,
+    Ok(RegionInfo {
+        // Names that do not fit are cut; they are for people, not for decisions.
+        name: Text::with(|w| w.write_str(first.region().name().to_str().unwrap_or("?"))),
+        path: Text::with(|w| first.write_path(w)),
         serial: first.serial(),
+        // PANIC: `n <= MAX_TARGETS`, the length of `depths`.
         decision: classify(&depths[..n], policy),
     })
 }
 
 /// A bound portal.
 ///
-/// Fields drop in order: the membership (blocks, group, header) goes before the tier and name.
+/// # Invariants
+///
+/// `membership` onlined blocks of `layout.online` on node `nid`, which `type_name` and `tier`
+/// type; `tables`, when there, show `membership` in debugfs.
 pub(crate) struct Portal {
+    tables: Option<Pin<KBox<Tables>>>,
     membership: Arc<Membership>,
     tier: NodeMemoryType,
-    type_name: MemoryTypeName,
+    _type_name: MemoryTypeName,
     nid: i32,
     layout: PortalLayout,
-    seen: Seen,
+    region: RegionInfo,
     online_us: i64,
 }
 
 impl Portal {
     /// Whether `dax` is the dax device of a region that `policy` makes a portal.
     pub(crate) fn is_switched(dax: &DevDax, policy: Policy) -> bool {
-        look(dax.as_device(), policy).is_ok_and(|seen| seen.decision == Decision::Switched)
+        look(dax.as_device(), policy).is_ok_and(|r| r.decision == Decision::Switched)
     }
 
-    /// Binds `dax` if it is the dax device of a switched region, or declines with [`ENODEV`].
+    /// Binds `dax` if it is the dax device of a switched region, or declines it.
+    ///
+    /// # Errors
+    ///
+    /// [`ENODEV`] for a device that is not a portal (not CXL, or direct-attached), which leaves
+    /// it to the other dax drivers; otherwise the reason the portal is refused, logged in one
+    /// line.
     pub(crate) fn probe(dax: &DevDax, params: Params) -> Result<Pin<KBox<Self>>> {
         let dev = dax.as_device();
         let policy = params.policy;
-        let seen = match look(dev, policy) {
-            Ok(seen) => seen,
+        let region = match look(dev, policy) {
+            Ok(region) => region,
             // Not a CXL region's memory: none of our business.
             Err(e) if e == ENODEV => return Err(ENODEV),
             Err(e) => {
@@ -237,7 +163,7 @@ impl Portal {
                 return Err(e);
             }
         };
-        match seen.decision {
+        match region.decision {
             Decision::Switched => {}
             Decision::Direct => {
                 let by = if policy == Policy::None {
@@ -248,9 +174,9 @@ impl Portal {
                 dev_info!(
                     dev,
                     "{}: direct-attached{} ({}), left to dax/kmem or device_dax\n",
-                    seen.region.as_str(),
+                    region.name.as_str(),
                     by,
-                    seen.path.as_str()
+                    region.path.as_str()
                 );
                 return Err(ENODEV);
             }
@@ -258,20 +184,20 @@ impl Portal {
                 dev_err!(
                     dev,
                     "{}: refused: {}\n",
-                    seen.region.as_str(),
+                    region.name.as_str(),
                     Decision::Mixed.as_str()
                 );
                 return Err(EINVAL);
             }
         }
-        Self::take(dax, seen, params)
+        Self::take(dax, region, params)
     }
 
-    fn take(dax: &DevDax, seen: Seen, params: Params) -> Result<Pin<KBox<Self>>> {
+    fn take(dax: &DevDax, region: RegionInfo, params: Params) -> Result<Pin<KBox<Self>>> {
         let dev = dax.as_device();
-        let region = seen.region.as_str();
+        let name = region.name.as_str();
         let refuse = |why: core::fmt::Arguments<'_>, e: Error| -> Error {
-            dev_err!(dev, "{}: refused: {}\n", region, why);
+            dev_err!(dev, "{}: refused: {}\n", name, why);
             e
         };
         let Some(nid) = dax.target_node() else {
@@ -312,7 +238,7 @@ impl Portal {
                     format_args!(
                         "header block {:#x}-{:#x} {}",
                         layout.header.start,
-                        layout.header.end - 1,
+                        layout.header.end.saturating_sub(1),
                         why
                     ),
                     e,
@@ -336,46 +262,31 @@ impl Portal {
         let tier = NodeMemoryType::new(nid, MemoryType::new(adistance)?)
             .map_err(|e| refuse(format_args!("node {nid} already has a memory tier type"), e))?;
         let online_len = layout.online.end - layout.online.start;
-        let group = MemoryGroup::register_static(nid, online_len >> kernel::page::PAGE_SHIFT)?;
-        let origin = Instant::<Monotonic>::now();
-        let started = Instant::<Monotonic>::now();
-        let host = {
-            let m = HeaderMedium::new(&header, &origin);
-            let geometry = Geometry {
+        let group = Arc::new(
+            MemoryGroup::register_static(nid, online_len >> kernel::page::PAGE_SHIFT)?,
+            GFP_KERNEL,
+        )?;
+        let join = JoinParams {
+            geometry: Geometry {
                 block_size: block,
-                block_count: layout.blocks() + HEADER_BLOCKS,
-                header_blocks: HEADER_BLOCKS as u32,
+                block_count: layout.blocks().saturating_add(HEADER_BLOCKS),
+                header_blocks: u32::try_from(HEADER_BLOCKS)?,
                 host_slots: params.host_slots,
-            };
-            let sb = open(dev, region, &m, &geometry, seen.serial, &params)?;
-            let mut uuid = [0u8; 16];
-            random::fill_bytes(&mut uuid);
-            let host = Host::join(&m, sb, uuid).map_err(|e| {
-                refuse(
-                    format_args!("joining the portal: {}; nothing onlined", e.as_str()),
-                    EBUSY,
-                )
-            })?;
-            KBox::new(host, GFP_KERNEL)?
+            },
+            lease_ms: params.lease_ms,
+            serial: region.serial,
+            reformat: params.reformat,
+            claim_pct: params.claim_pct,
         };
-        let (slot, epoch) = (host.slot(), host.epoch());
-        let data_blocks = layout.blocks();
-        let membership = Membership::new(host, header, origin, layout.clone(), group, region)?;
-        let owned = {
-            let mut st = membership.state.lock();
-            let m = membership.medium();
-            let want = (data_blocks * u64::from(params.claim_pct)).div_ceil(100);
-            if let Some(host) = st.host.as_deref_mut() {
-                let mut have = 0;
-                let _ = host.owned(&m, |_, _| have += 1);
-                if let Err(e) = host.claim(&m, want.saturating_sub(have)) {
-                    dev_warn!(dev, "{}: claiming blocks: {}\n", region, e.as_str());
-                }
-            }
-            membership.online_owned(&mut st)?
-        };
+        let started = Instant::<Monotonic>::now();
+        let membership = Membership::join(dev, region.name, header, layout.clone(), group, &join)?;
         let online_us = started.elapsed().as_micros_ceil();
         Membership::start(&membership);
+        let tables = Tables::new(dev.name(), &membership)
+            .inspect_err(|e| dev_warn!(dev, "{}: no debugfs tables ({:?})\n", name, e))
+            .ok();
+        let owned = membership.online_bytes();
+        let (slot, epoch) = membership.with_host(|_, s, e| (s, e)).unwrap_or((0, 0));
         let by = if params.policy == Policy::All {
             ", by switched=1"
         } else {
@@ -384,221 +295,93 @@ impl Portal {
         dev_info!(
             dev,
             "{}: switched ({}, serial {:#x}{}): {}\n",
-            region,
-            seen.path.as_str(),
-            seen.serial,
+            name,
+            region.path.as_str(),
+            region.serial,
             by,
             Onlined {
                 nid,
-                mib: (owned * block) >> 20,
+                mib: owned >> 20,
                 adistance,
                 header: &layout.header,
-                blocks: owned,
                 slot,
                 epoch,
+                blocks: owned >> layout.block_shift,
             }
         );
         Ok(KBox::pin(
             Portal {
+                tables,
                 membership,
                 tier,
-                type_name,
+                _type_name: type_name,
                 nid,
                 layout,
-                seen,
+                region,
                 online_us,
             },
             GFP_KERNEL,
         )?)
     }
 
-    /// Lets go of the portal: stops the heartbeat, offlines and removes its blocks (migrating
-    /// pages in use off the node), returns them and leaves the portal, then clears the node's
-    /// type and tier and releases the header block.
+    /// Lets go of the portal: removes its debugfs tables, then lets [`Membership::leave`]
+    /// offline, return and leave; then clears the node's type and tier and releases the header
+    /// block.
     ///
-    /// Offlining waits for pages to be migrated; a fatal signal to the task that unbinds (or
-    /// unloads) ends the wait. Blocks that cannot be offlined stay online, as they are, and are
-    /// quarantined in the header so that no other host claims them; the node keeps its type and
-    /// tier and the header block stays claimed, until reboot.
-    pub(crate) fn remove(self, dev: &Device) {
-        let Portal {
-            membership,
-            tier,
-            type_name,
-            nid,
-            seen,
-            ..
-        } = self;
-        let region = seen.region.as_str();
-        membership.stop();
-        let mut st = membership.state.lock();
-        let (stuck, n, err) = membership.offline_all(&mut st);
-        let m = membership.medium();
-        if let Some(host) = st.host.as_deref_mut() {
-            if n != 0 {
-                let is_stuck = |b: u64| stuck.get(b as usize).copied().unwrap_or(true);
-                if let Err(e) = host.quarantine(&m, is_stuck) {
-                    dev_err!(dev, "{}: quarantining blocks: {}\n", region, e.as_str());
-                }
-            }
-            match host.leave(&m) {
-                Ok(()) => dev_info!(dev, "{}: left the portal (slot {})\n", region, host.slot()),
-                Err(e) => dev_err!(
-                    dev,
-                    "{}: leaving the portal: {}; other hosts reap it after its lease\n",
-                    region,
-                    e.as_str()
-                ),
-            }
-        }
-        st.host = None;
-        drop(st);
-        if n == 0 {
-            dev_info!(dev, "{}: node {} removed\n", region, nid);
-            return;
-        }
-        dev_err!(
-            dev,
-            "{}: node {} not removed: offlining failed ({:?}), {}\n",
-            region,
-            nid,
-            err.unwrap_or(EBUSY),
-            STAYS_ONLINE
-        );
-        // Keep everything as it is, for good: the blocks, their group, the header claim, the
-        // node's tier and type.
-        tier.leak();
-        core::mem::forget(membership);
-        core::mem::forget(type_name);
-    }
-
-    /// Writes attribute `ATTRIBUTES[index]`.
-    pub(crate) fn show(&self, index: usize, out: &mut SysfsWriter<'_>) -> Result {
-        let online = self.layout.online.end - self.layout.online.start;
-        let header = self.layout.header.end - self.layout.header.start;
-        let r = match index {
-            0 => writeln!(out, "{}", self.seen.region.as_str()),
-            1 => writeln!(out, "{}", self.nid),
-            2 => writeln!(
-                out,
-                "{:#x}-{:#x}",
-                self.layout.header.start,
-                self.layout.online.end - 1
-            ),
-            3 => writeln!(out, "{}", header + online),
-            4 => writeln!(out, "{}", header),
-            5 => {
-                let st = self.membership.state.lock();
-                let n = st.blocks.iter().filter(|b| b.is_some()).count() as u64;
-                writeln!(out, "{}", n * self.layout.block_size())
-            }
-            6 => writeln!(out, "{}", self.seen.path.as_str()),
-            7 => writeln!(out, "{:#x}", self.seen.serial),
-            8 => writeln!(out, "{}", self.tier.adistance()),
-            9 => writeln!(out, "{}", self.online_us),
-            _ => return self.show_membership(index, out),
-        };
-        r.map_err(|_| EINVAL)
-    }
-
-    /// Writes the attributes that the portal header backs.
-    fn show_membership(&self, index: usize, out: &mut SysfsWriter<'_>) -> Result {
-        let st = self.membership.state.lock();
-        let m = self.membership.medium();
-        let Some(host) = st.host.as_deref() else {
-            let why = st.stopped.unwrap_or("not a member");
-            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
-        };
-        let sb = host.superblock();
-        let r = match index {
-            10 => writeln!(out, "{}", Uuid(&sb.uuid)),
-            11 => writeln!(out, "{}", host.slot()),
-            12 => writeln!(out, "{}", host.epoch()),
-            13 => writeln!(out, "{}", sb.timing.lease_ms),
-            14 => {
-                let mut r = Ok(());
-                let mut sep = "";
-                let e = host.owned(&m, |b, lent| {
-                    if r.is_ok() {
-                        r = write!(out, "{sep}{b}{}", if lent { "(handoff)" } else { "" });
-                        sep = ",";
-                    }
-                });
-                e.map_err(|_| EIO)?;
-                r.and_then(|()| writeln!(out))
-            }
-            15 => return membership::write_members(&m, host, out).map_err(|_| EIO),
-            16 => return membership::write_owners(&m, host, out).map_err(|_| EIO),
-            _ => return Err(EINVAL),
-        };
-        r.map_err(|_| EINVAL)
-    }
-}
-
-/// The boot check: opens the portal's header, formatting it if it is empty or if the
-/// administrator named this portal (`reformat=<serial>`) and its header is refused. Returns the
-/// superblock to join; a refusal is logged here, in one line.
-fn open(
-    dev: &Device,
-    region: &str,
-    m: &HeaderMedium<'_>,
-    geometry: &Geometry,
-    serial: u64,
-    params: &Params,
-) -> Result<crate::abi::Superblock> {
-    let timing = Timing {
-        lease_ms: params.lease_ms,
-        settle_ms: (params.lease_ms / 20).clamp(1, 100),
-    };
-    let mut uuid = [0u8; 16];
-    random::fill_bytes(&mut uuid);
-    match protocol::open(m, geometry, uuid, HANDOFF_RECORDS, timing) {
-        Ok(Opened::Formatted(sb)) => {
-            dev_info!(
-                dev,
-                "{}: empty portal formatted as {}\n",
-                region,
-                Uuid(&sb.uuid)
-            );
-            Ok(sb)
-        }
-        Ok(Opened::Joinable(sb)) => Ok(sb),
-        Err(ProtoError::Header(e)) if params.reformat != 0 && params.reformat == serial => {
-            dev_warn!(
-                dev,
-                "{}: header refused ({}); formatted over as reformat={:#x} asks\n",
-                region,
-                e.as_str(),
-                serial
-            );
-            protocol::format(m, uuid, *geometry, HANDOFF_RECORDS, timing).map_err(|e| {
+    /// If some blocks stay online (pages that could not be migrated off, or the unbinding task
+    /// got a fatal signal), everything their memory depends on stays as it is until reboot: the
+    /// node's type and tier, the memory group and the header claim, as dax/kmem keeps what backs
+    /// memory that is stuck online.
+    pub(crate) fn remove(data: Pin<KBox<Self>>, dev: &Device) {
+        let mut this = Pin::into_inner(data);
+        // The tables read the header: they go first.
+        this.tables = None;
+        let (name, nid) = (this.region.name, this.nid);
+        match this.membership.leave(dev) {
+            Ok(()) => dev_info!(dev, "{}: node {} removed\n", name.as_str(), nid),
+            Err(stuck) => {
                 dev_err!(
                     dev,
-                    "{}: formatting failed: {}; nothing onlined\n",
-                    region,
-                    e.as_str()
+                    "{}: node {} not removed: offlining failed ({:?}), {} ({} block(s))\n",
+                    name.as_str(),
+                    nid,
+                    stuck.error,
+                    STAYS_ONLINE,
+                    stuck.blocks
                 );
-                EIO
-            })
+                // The online memory depends on every part of the portal: keep them all.
+                let _ = KBox::leak(this);
+            }
         }
-        Err(ProtoError::Header(e)) => {
-            dev_err!(
-                dev,
-                "{}: refused: portal header: {}; nothing onlined (reformat={:#x} formats it)\n",
-                region,
-                e.as_str(),
-                serial
-            );
-            Err(header_errno(&e))
-        }
-        Err(e) => {
-            dev_err!(
-                dev,
-                "{}: refused: portal header: {}; nothing onlined\n",
-                region,
-                e.as_str()
-            );
-            Err(EUCLEAN)
-        }
+    }
+
+    /// The node, the ranges and the CXL facts of the portal.
+    pub(crate) fn nid(&self) -> i32 {
+        self.nid
+    }
+
+    /// The portal's layout.
+    pub(crate) fn layout(&self) -> &PortalLayout {
+        &self.layout
+    }
+
+    /// What probe learnt of the region.
+    pub(crate) fn region(&self) -> &RegionInfo {
+        &self.region
+    }
+
+    /// The node's abstract distance in the memory tiers.
+    pub(crate) fn adistance(&self) -> i32 {
+        self.tier.adistance()
+    }
+
+    /// How long probe took to join and online, in µs.
+    pub(crate) fn online_us(&self) -> i64 {
+        self.online_us
+    }
+
+    /// The membership.
+    pub(crate) fn membership(&self) -> &Membership {
+        &self.membership
     }
 }

@@ -20,8 +20,3 @@ pub(crate) const fn usize_as_u64(v: usize) -> u64 {
     // CAST: lossless by the assertion above.
     v as u64
 }
-
-/// `v` as a `u32`, if it fits.
-pub(crate) fn usize_to_u32(v: usize) -> Option<u32> {
-    u32::try_from(v).ok()
-}

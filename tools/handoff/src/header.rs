@@ -126,7 +126,7 @@ pub fn header_bytes(start: &[u8]) -> usize {
         None => return start.len(),
     }
     match Superblock::decode(&rec) {
-        Ok(sb) => usize::try_from(sb.header_end())
+        Ok(sb) => usize::try_from(sb.header_end().unwrap_or(u64::MAX))
             .unwrap_or(MAX_HEADER_BYTES)
             .clamp(start.len(), MAX_HEADER_BYTES),
         Err(_) => start.len(),
@@ -159,7 +159,8 @@ fn view(sb: &Superblock) -> SuperblockView {
         handoff_records: sb.handoffs,
         lease_ms: sb.timing.lease_ms,
         settle_ms: sb.timing.settle_ms,
-        header_bytes: sb.header_end(),
+        // A decoded superblock's tables end inside its header blocks.
+        header_bytes: sb.header_end().unwrap_or(u64::MAX),
     }
 }
 
@@ -301,7 +302,7 @@ pub fn inspect(start: &[u8], device: Option<Device>) -> Inspection {
         BootState::Formatting(sb) => Inspection::Formatting {
             superblock: view(&sb),
         },
-        BootState::Formatted(sb) if (start.len() as u64) < sb.header_end() => {
+        BootState::Formatted(sb) if sb.header_end().is_none_or(|e| (start.len() as u64) < e) => {
             Inspection::Formatted {
                 superblock: view(&sb),
                 tables: None,
@@ -361,7 +362,9 @@ pub fn format_record(uuid: [u8; 16], block_size: u64, size: u64, host_slots: u32
         lease_ms: 5000,
         settle_ms: 100,
     };
-    let end = Superblock::new(uuid, geometry, 16, timing).header_end();
+    let Some(end) = Superblock::new(uuid, geometry, 16, timing).header_end() else {
+        return Vec::new();
+    };
     let mem = crate::medium::SharedMem::new(end.max(abi::EMPTY_BYTES as u64) as usize);
     if protocol::boot::format(&mem.host(), uuid, geometry, 16, timing).is_err() {
         return Vec::new();

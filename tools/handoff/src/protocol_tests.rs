@@ -2,9 +2,8 @@
 //! memory, with a clock the test drives, and crashes injected at every
 //! write of every operation.
 
-use crate::abi::{
-    Extent, Geometry, HandoffState, MemberState, Outcome, SlotState, Timing, MAX_EXTENTS,
-};
+use crate::abi::handoff::Extent;
+use crate::abi::{Geometry, HandoffState, MemberState, Outcome, SlotState, Timing, MAX_EXTENTS};
 use crate::medium::{SharedMem, SimHost};
 use crate::protocol::{self, boot::Opened, Error, Host, Medium};
 

@@ -119,7 +119,9 @@ fn start_with(rec: &[u8]) -> Vec<u8> {
 
 /// Whether the tables of `g` fit in its header block.
 fn fits(g: &Geometry) -> bool {
-    ready([0; 16], *g).header_end() <= g.block_size
+    ready([0; 16], *g)
+        .header_end()
+        .is_some_and(|e| e <= g.block_size)
 }
 
 /// The CRC field rewritten after an edit, as a buggy or hostile writer would.

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::abi::{Extent, Geometry, HandoffState, Timing};
+use crate::abi::handoff::Extent;
+use crate::abi::{Geometry, HandoffState, Timing};
 use crate::medium::FileMedium;
 use crate::protocol::{self, Error, Host, Medium};
 
@@ -177,7 +178,7 @@ impl Worker {
                         count: 1,
                     }];
                     match h.offer(m, target, &ext) {
-                        Ok(_) | Err(Error::Invalid(_)) | Err(Error::NoRecord) => {}
+                        Ok(_) | Err(Error::Invalid(_)) | Err(Error::Full(_)) => {}
                         Err(e) => return Err(e),
                     }
                 }

@@ -17,13 +17,13 @@
 //! `Documentation/admin-guide/mm/cxl-switched-abi.rst` is the normative specification.
 
 mod entries;
-mod handoff;
+pub(crate) mod handoff;
 mod slot;
 mod superblock;
 mod table;
 
 pub(crate) use entries::{Member, MemberState, Owner};
-pub(crate) use handoff::{Extent, Handoff, HandoffState, Outcome};
+pub(crate) use handoff::{Handoff, HandoffState, Outcome};
 pub(crate) use slot::{SlotRecord, SlotState};
 pub(crate) use superblock::{boot_state, BootState, Geometry, HeaderError, Superblock, Timing};
 pub(crate) use table::{current, Kind, TableRecord, PAYLOAD_SIZE};

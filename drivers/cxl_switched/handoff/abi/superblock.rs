@@ -285,8 +285,7 @@ impl Superblock {
             .checked_add(table_bytes(g.data_blocks()))
             .ok_or(HeaderError::Geometry("owner table overflows"))?;
         let handoffs_end = self
-            .handoffs_offset
-            .checked_add(u64::from(self.handoffs) * RECORD_PAIR)
+            .header_end()
             .ok_or(HeaderError::Geometry("handoff table overflows"))?;
         let header_bytes = g
             .block_size
@@ -346,9 +345,12 @@ impl Superblock {
         }
     }
 
-    /// The device bytes the header's records span, from offset 0.
-    pub(crate) fn header_end(&self) -> u64 {
-        self.handoffs_offset + u64::from(self.handoffs) * RECORD_PAIR
+    /// The device bytes the header's records span, from offset 0: the end of the handoff table,
+    /// the last one. `None` if that does not fit in 64 bits (which [`Superblock::decode`]
+    /// refuses).
+    pub(crate) fn header_end(&self) -> Option<u64> {
+        self.handoffs_offset
+            .checked_add(u64::from(self.handoffs).checked_mul(RECORD_PAIR)?)
     }
 }
 

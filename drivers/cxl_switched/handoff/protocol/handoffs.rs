@@ -2,7 +2,8 @@
 
 //! The handoff steps: offer, accept, release, cancel.
 
-use super::abi::{Extent, Handoff, HandoffState, MemberState, Owner, MAX_EXTENTS};
+use super::abi::handoff::Extent;
+use super::abi::{Handoff, HandoffState, MemberState, Owner, MAX_EXTENTS};
 use super::records::{for_each_owner, read_handoff, read_member};
 use super::tx::{handoff_tag, in_extents};
 use super::{Error, Host, Medium, Op};
@@ -67,7 +68,7 @@ impl Host {
                     break;
                 }
             }
-            let index = index.ok_or(Error::NoRecord)?;
+            let index = index.ok_or(Error::Full("every handoff record is in use"))?;
             let tx = me.begin(m, Op::Handoff)?;
             h.id = tx.id | (u64::from(slot) << 56);
             h.state = HandoffState::Offered;

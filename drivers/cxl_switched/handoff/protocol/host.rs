@@ -81,6 +81,7 @@ impl Host {
     /// Whether this host may still use what it owns: its lease is not half gone. A host checks
     /// this before it touches the memory of a block it owns, as it does before every write to
     /// the header.
+    #[cfg(feature = "tools")]
     pub(crate) fn holds_lease<M: Medium>(&self, m: &M) -> bool {
         self.guard(m).is_ok()
     }

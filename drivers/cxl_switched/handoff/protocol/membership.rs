@@ -22,9 +22,9 @@ impl Host {
     /// occupant is gone: a claim never finished, or a member nobody reaped yet.
     pub(crate) fn join<M: Medium>(m: &M, sb: Superblock, uuid: [u8; 16]) -> Result<Self, Error> {
         let slots = sb.geometry.host_slots;
-        let first = u32::from(uuid[0]) % slots;
+        let first = u32::from(uuid[0]).checked_rem(slots).unwrap_or(0);
         for n in 0..slots {
-            let slot = (first + n) % slots;
+            let slot = wrap(first + n, slots);
             let free = match read_slot(m, &sb, slot)?.0 {
                 Err(RecordError::Zero) => true,
                 Ok(r) if r.state == SlotState::Free => true,
@@ -47,7 +47,7 @@ impl Host {
         }
         m.sleep_ms(sb.timing.lease_ms + sb.timing.settle_ms);
         for n in 0..slots {
-            let slot = (first + n) % slots;
+            let slot = wrap(first + n, slots);
             let before = marks.get(u32_as_usize(slot)).copied().flatten();
             if before.is_some() && slot_mark(m, &sb, slot)? == before {
                 if let Some(host) = Self::try_slot(m, sb, slot, uuid)? {
@@ -55,7 +55,7 @@ impl Host {
                 }
             }
         }
-        Err(Error::NoSlot)
+        Err(Error::Full("every host slot is taken"))
     }
 
     /// Claims `slot` (a claim that must survive a settle time, as two hosts may write the same
@@ -292,5 +292,15 @@ impl Host {
             me.commit(m, tx)
         })?;
         self.write_slot(m, SlotRecord::FREE)
+    }
+}
+
+/// `v` modulo `n`, for `v < 2 * n`: slot numbers counted from a first one, wrapping once. (No
+/// division by a value read from the portal.)
+fn wrap(v: u32, n: u32) -> u32 {
+    if v >= n {
+        v - n
+    } else {
+        v
     }
 }

@@ -22,7 +22,9 @@
 //! expire it only after they have seen its slot unchanged for a whole lease.
 
 pub(crate) mod boot;
-#[cfg(feature = "handoff-steps")]
+// The handoff steps have no caller in the kernel until its migration interface: only the tools
+// build them.
+#[cfg(feature = "tools")]
 mod handoffs;
 mod host;
 mod lock;
@@ -55,6 +57,33 @@ pub(crate) enum Op {
     Leave = 6,
 }
 
+impl Op {
+    /// The operation an intent records, if it is one.
+    pub(crate) fn from_raw(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Op::Join,
+            2 => Op::Claim,
+            3 => Op::Return,
+            4 => Op::Reap,
+            5 => Op::Handoff,
+            6 => Op::Leave,
+            _ => return None,
+        })
+    }
+
+    /// The operation's name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Op::Join => "join",
+            Op::Claim => "claim",
+            Op::Return => "return",
+            Op::Reap => "reap",
+            Op::Handoff => "handoff",
+            Op::Leave => "leave",
+        }
+    }
+}
+
 /// Why a protocol step failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Error {
@@ -70,14 +99,12 @@ pub(crate) enum Error {
     Fenced,
     /// This host's slot holds another host's claim: it must stop using the portal.
     Evicted,
-    /// Every host slot is taken.
-    NoSlot,
+    /// Every host slot, or every handoff record, is taken.
+    Full(&'static str),
     /// Another host is formatting the portal.
     Busy,
     /// The request does not match the tables (not owned, wrong state, unknown host).
     Invalid(&'static str),
-    /// Every handoff record is in use.
-    NoRecord,
     /// The lock was not acquired within the bound.
     TimedOut,
 }
@@ -92,10 +119,9 @@ impl Error {
             Error::Expired => "this host's lease expired",
             Error::Fenced => "this host was fenced by another",
             Error::Evicted => "this host's slot was taken by another host",
-            Error::NoSlot => "every host slot is taken",
+            Error::Full(what) => what,
             Error::Busy => "another host is formatting the portal",
             Error::Invalid(why) => why,
-            Error::NoRecord => "every handoff record is in use",
             Error::TimedOut => "timed out waiting for the portal lock",
         }
     }

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The errno of each handoff protocol error, in one place, and how the kernel prints one.
+//!
+//! | protocol error                          | errno             | meaning for the caller           |
+//! |-----------------------------------------|-------------------|----------------------------------|
+//! | `Medium`                                | `EIO`             | the header could not be accessed |
+//! | `Header(Newer)`                         | `EPROTONOSUPPORT` | a newer major version            |
+//! | `Header(Foreign, Corrupt, Geometry)`    | `EUCLEAN`         | not a header to use              |
+//! | `Corrupt`                               | `EUCLEAN`         | a table record has no valid copy |
+//! | `Expired`, `Fenced`, `Evicted`          | `ESTALE`          | this host is no member any more  |
+//! | `Full`                                  | `ENOSPC`          | every host slot or record taken  |
+//! | `Busy`                                  | `EBUSY`           | another host is formatting       |
+//! | `Invalid`                               | `EINVAL`          | a request the tables refuse      |
+//! | `TimedOut`                              | `ETIMEDOUT`       | the portal lock was not acquired |
+
+use kernel::{
+    error::{code::*, Error},
+    fmt,
+};
+
+use crate::handoff::{abi::HeaderError, protocol::Error as ProtocolError};
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Medium => EIO,
+            ProtocolError::Header(HeaderError::Newer { .. }) => EPROTONOSUPPORT,
+            ProtocolError::Header(_) | ProtocolError::Corrupt(..) => EUCLEAN,
+            ProtocolError::Expired | ProtocolError::Fenced | ProtocolError::Evicted => ESTALE,
+            ProtocolError::Full(_) => ENOSPC,
+            ProtocolError::Busy => EBUSY,
+            ProtocolError::Invalid(_) => EINVAL,
+            ProtocolError::TimedOut => ETIMEDOUT,
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
