@@ -5,8 +5,10 @@ Written from Documentation/admin-guide/mm/cxl-switched-abi.rst, without the
 driver's code, so that it can check what that code wrote:
 
     portal_spec.py check FILE [--final]   check the invariants of a portal
-    portal_spec.py image KIND OUT         write a test image: corrupt,
-                                          newer, foreign (for the lab)
+    portal_spec.py image KIND OUT BS SIZE write a test image for the lab:
+                                          corrupt, newer, foreign (a first
+                                          page); hostile-slot, hostile-members
+                                          (one record a hostile peer wrote)
 
 `check` exits 1 and names every violation: a record with no valid copy, a
 block owned by a host that is not a live member, a block in a handoff that
@@ -154,9 +156,32 @@ def check(img: bytes, final: bool = False) -> dict:
     return {"live": sorted(live), "owned": sum(owned.values()), "data_blocks": data_blocks}
 
 
+U64_MAX = (1 << 64) - 1
+
+
+def hostile(kind: str) -> bytes:
+    """One record as a buggy or malicious peer could write it, checksum and
+    all: a host slot claiming, with the largest generation and bakery ticket;
+    or the member table's record 0 (every entry free) at the largest
+    generation. No record can be newer than either."""
+    rec = bytearray(RECORD)
+    if kind == "hostile-slot":
+        # kind, state 1 (claiming), generation, host UUID, epoch, choosing,
+        # ticket, intent, op.
+        struct.pack_into("<IIQ16sIIQQI", rec, 0, SLOT_KIND, 1, U64_MAX,
+                         b"\xee" * 16, 0, 0, U64_MAX, 0, 0)
+    else:
+        # kind, index, generation, txid, writer slot, reserved, writer epoch;
+        # the payload stays zero: 26 free member entries of epoch 0.
+        struct.pack_into("<IIQQHHI", rec, 0, KIND_MEMBERS, 0, U64_MAX, 1, 0, 0, 1)
+    return bytes(seal(rec))
+
+
 def image(kind: str, block_size: int, size: int) -> bytes:
     """A first page for the lab: a valid v1 superblock made corrupt or newer,
-    or foreign data."""
+    or foreign data; or one hostile record (see hostile())."""
+    if kind.startswith("hostile-"):
+        return hostile(kind)
     rec = bytearray(RECORD)
     rec[:8] = MAGIC
     count = size // block_size

@@ -39,12 +39,14 @@ install -m755 "$REPO/lab/guest/init" "$root/init"
 install -m644 "$REPO/lab/guest/lib.sh" "$root/lab/lib.sh"
 cp -r "$REPO/lab/guest/scenarios" "$root/lab/"
 
-# Headers the refusal scenario writes into the portal: foreign data, a
-# corrupt v1 header, a v2 header (checkers/portal_spec.py, from the spec).
+# Headers the refusal scenarios write into the portal: foreign data, a
+# corrupt v1 header, a v2 header, records a hostile peer wrote
+# (checkers/portal_spec.py, from the spec), and a zero record.
 mkdir -p "$root/lab/images"
-for kind in foreign corrupt newer; do
+for kind in foreign corrupt newer hostile-slot hostile-members; do
 	python3 "$REPO/checkers/portal_spec.py" image "$kind" "$root/lab/images/$kind" 0x8000000 0x20000000
 done
+head -c 256 /dev/zero >"$root/lab/images/zero"
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out"
 step "initramfs: $out ($(du -h "$out" | cut -f1))"

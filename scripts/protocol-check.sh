@@ -9,7 +9,8 @@
 #   2. model: checkers/portal.pml checked exhaustively with spin (3 hosts, a
 #      crash possible at every step); a mutant without the bakery's wait
 #      must fail it;
-#   3. fuzz: a short cargo-fuzz run of the header decoder and validator.
+#   3. fuzz: short cargo-fuzz runs of the header decoder and validator, and of
+#      the protocol's operations on headers a peer mutated (resealed).
 #
 # Prints "ok"/"not ok" per check and "protocol: N passed, M failed".
 set -uo pipefail
@@ -89,16 +90,23 @@ else
 fi
 
 # ---- fuzz ----
-if cargo +nightly fuzz --version >/dev/null 2>&1; then
-	mkdir -p "$OUT/fuzz-corpus"
-	if (cd "$REPO/tools/handoff" && cargo +nightly fuzz run header "$OUT/fuzz-corpus" fuzz/seeds -- \
+# fuzz TARGET WHAT ARGS...: a 30 s cargo-fuzz run of one target.
+fuzz() {
+	local target=$1 what=$2
+	shift 2
+	mkdir -p "$OUT/fuzz-$target"
+	if (cd "$REPO/tools/handoff" && cargo +nightly fuzz run "$target" "$OUT/fuzz-$target" "$@" -- \
 		-max_total_time=30 -print_final_stats=1) \
-		>"$OUT/fuzz.log" 2>&1; then
-		ok "fuzz: header decoder and validator, 30 s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$OUT/fuzz.log" | grep -Eo '[0-9]+$') executions, no crash"
+		>"$OUT/fuzz-$target.log" 2>&1; then
+		ok "fuzz: $what, 30 s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$OUT/fuzz-$target.log" | grep -Eo '[0-9]+$') executions, no crash"
 	else
-		tail -30 "$OUT/fuzz.log"
-		notok "fuzz: the header decoder crashed (see $OUT/fuzz.log)"
+		tail -30 "$OUT/fuzz-$target.log"
+		notok "fuzz: $target crashed (see $OUT/fuzz-$target.log)"
 	fi
+}
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+	fuzz header "header decoder and validator" fuzz/seeds
+	fuzz protocol "open, join, lock, claim, heartbeat and leave on resealed peer mutations"
 else
 	notok "fuzz: cargo +nightly fuzz is not installed (scripts/setup-host.sh installs it)"
 fi

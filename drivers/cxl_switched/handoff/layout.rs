@@ -66,6 +66,10 @@ pub(crate) struct PortalLayout {
 impl PortalLayout {
     /// Splits the region `[start, start + size)` for a memory block size of
     /// `block_size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// The [`LayoutError`] that says why the region cannot be a portal.
     pub(crate) fn new(start: u64, size: u64, block_size: u64) -> Result<Self, LayoutError> {
         if block_size == 0 || !block_size.is_power_of_two() {
             return Err(LayoutError::BadBlockSize);

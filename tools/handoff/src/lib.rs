@@ -6,6 +6,7 @@
 //! multi-process stress test and a bench, so that what the kernel runs is what is tested here.
 //! Its public API is what portalctl needs: decoded views of a portal header.
 
+pub mod fuzzing;
 pub mod header;
 pub mod medium;
 pub mod stress;
@@ -19,6 +20,10 @@ mod handoff;
 
 use handoff::{abi, layout, protocol};
 
+#[cfg(test)]
+mod hostile_props;
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod protocol_tests;
 #[cfg(test)]

@@ -46,7 +46,6 @@ impl SharedMem {
         self.bytes.into_inner()
     }
 
-    #[cfg(test)]
     pub(crate) fn bytes_mut(&self) -> std::cell::RefMut<'_, Vec<u8>> {
         self.bytes.borrow_mut()
     }

@@ -52,6 +52,8 @@ pub(crate) const SLOT_TABLE_OFFSET: u64 = 4096;
 pub(crate) const SLOT_SIZE: u32 = 512;
 /// The most host slots a portal has.
 pub(crate) const MAX_HOST_SLOTS: u32 = 64;
+/// The longest lease a portal has, in ms: ten minutes.
+pub(crate) const MAX_LEASE_MS: u32 = 600_000;
 /// The most handoff records a portal has.
 pub(crate) const MAX_HANDOFFS: u32 = 64;
 /// Entries of 8 bytes in a table record's payload.

@@ -79,6 +79,10 @@ impl SlotRecord {
     }
 
     /// Decodes a slot.
+    ///
+    /// # Errors
+    ///
+    /// The [`RecordError`] that says why the copy cannot be used.
     pub(crate) fn decode(b: &[u8; RECORD_SIZE]) -> Result<Self, RecordError> {
         if b.iter().all(|&x| x == 0) {
             return Err(RecordError::Zero);

@@ -34,8 +34,8 @@
 use super::super::num::{u32_as_usize, usize_as_u64};
 use super::{
     le16, le32, le64, put16, put32, put64, seal, sealed, Kind, EMPTY_BYTES, ENTRIES_PER_RECORD,
-    MAGIC, MAJOR, MAX_HANDOFFS, MAX_HOST_SLOTS, MINOR, RECORD_SIZE, SB_FORMATTING, SB_READY,
-    SLOT_SIZE, SLOT_TABLE_OFFSET, SUPERBLOCK_SIZE,
+    MAGIC, MAJOR, MAX_HANDOFFS, MAX_HOST_SLOTS, MAX_LEASE_MS, MINOR, RECORD_SIZE, SB_FORMATTING,
+    SB_READY, SLOT_SIZE, SLOT_TABLE_OFFSET, SUPERBLOCK_SIZE,
 };
 
 /// Tables start at device offsets that are multiples of this.
@@ -189,6 +189,10 @@ impl Superblock {
     }
 
     /// Decodes and checks a record: magic, major version, checksum, then its own consistency.
+    ///
+    /// # Errors
+    ///
+    /// The [`HeaderError`] that says why the record is not a superblock to use.
     pub(crate) fn decode(b: &[u8; SUPERBLOCK_SIZE]) -> Result<Self, HeaderError> {
         if b[0x00..0x08] != MAGIC {
             return Err(HeaderError::Foreign);
@@ -263,10 +267,15 @@ impl Superblock {
         if self.handoffs == 0 || self.handoffs > MAX_HANDOFFS {
             return Err(HeaderError::Geometry("handoff records are not 1..=64"));
         }
-        if self.timing.settle_ms == 0 || self.timing.lease_ms < 4 * self.timing.settle_ms {
+        if self.timing.settle_ms == 0
+            || u64::from(self.timing.lease_ms) < 4 * u64::from(self.timing.settle_ms)
+        {
             return Err(HeaderError::Geometry(
                 "lease is not at least four settle times",
             ));
+        }
+        if self.timing.lease_ms > MAX_LEASE_MS {
+            return Err(HeaderError::Geometry("lease is longer than 600000 ms"));
         }
         if self.major == MAJOR && self.flags != 0 {
             return Err(HeaderError::Geometry("unknown flags"));

@@ -77,6 +77,10 @@ impl TableRecord {
     }
 
     /// Decodes one copy, which must be record `index` of table `kind`.
+    ///
+    /// # Errors
+    ///
+    /// The [`RecordError`] that says why the copy cannot be used.
     pub(crate) fn decode(
         b: &[u8; RECORD_SIZE],
         kind: Kind,

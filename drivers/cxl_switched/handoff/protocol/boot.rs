@@ -6,12 +6,16 @@ use super::abi::{
     self, Geometry, Handoff, Kind, Member, Owner, Superblock, TableRecord, Timing,
     ENTRIES_PER_RECORD, RECORD_BYTES, RECORD_SIZE, SB_READY,
 };
-use super::medium::write_record;
+use super::medium::{read_record, write_record};
 use super::records::{read_superblock, read_table};
 use super::{Error, Medium};
 
 /// Checks every record of a formatted portal: the superblock, both copies of each slot and at
 /// least one copy of each table record. This is the boot check's full pass.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] for the first record with no valid copy, or whose entries do not decode.
 pub(crate) fn check_tables<M: Medium>(m: &M, sb: &Superblock) -> Result<(), Error> {
     for kind in [Kind::Members, Kind::Owners, Kind::Handoff] {
         for index in 0..sb.records(kind) {
@@ -32,7 +36,12 @@ pub(crate) fn check_tables<M: Medium>(m: &M, sb: &Superblock) -> Result<(), Erro
 }
 
 /// Formats a portal: claims the superblock, waits for the claim to settle, writes every table
-/// and marks the superblock ready. Returns [`Error::Busy`] if another host's claim won.
+/// and marks the superblock ready.
+///
+/// # Errors
+///
+/// [`Error::Busy`] if another host's claim won; [`Error::NotKept`] if the device does not keep
+/// the claim; the error of a failed access.
 pub(crate) fn format<M: Medium>(
     m: &M,
     uuid: [u8; 16],
@@ -45,6 +54,12 @@ pub(crate) fn format<M: Medium>(
     let claim = sb.encode();
     Superblock::decode(&claim)?;
     write_record(m, 0, &claim)?;
+    // Nobody writes zeros over a superblock: if it reads back empty, the device lost this write
+    // (a broken path, a failing device, a read-only mapping). Waiting would never end.
+    let back = read_record(m, 0)?;
+    if back.iter().all(|&b| b == 0) {
+        return Err(Error::NotKept);
+    }
     m.sleep_ms(timing.settle_ms);
     match read_superblock(m) {
         Ok(now) if now.uuid == uuid => {}
@@ -97,9 +112,22 @@ impl Opened {
     }
 }
 
+/// How many times [`open`] formats a portal that other hosts keep claiming, before it gives up.
+const FORMAT_ATTEMPTS: u32 = 8;
+
 /// The boot check: formats an empty portal (or one whose formatter died), waits for a host that
 /// is formatting it, accepts a valid one after checking every table, and refuses anything
 /// else. `uuid` names the portal if this host formats it.
+///
+/// Every wait is bounded: another host's format is waited for at most four of this host's
+/// `timing.lease_ms` (or of the formatter's lease, whichever is longer), and at most
+/// [`FORMAT_ATTEMPTS`] formats are tried.
+///
+/// # Errors
+///
+/// [`Error::Header`] for a header to refuse, [`Error::NotKept`] for a device that does not keep
+/// what is written, [`Error::TimedOut`] when a bound is reached, the error of a failed access or
+/// of a table record with no valid copy.
 pub(crate) fn open<M: Medium>(
     m: &M,
     device: &Geometry,
@@ -110,7 +138,14 @@ pub(crate) fn open<M: Medium>(
     let mut start = [0u8; abi::EMPTY_BYTES];
     // The formatter's claim, and when this host first saw it unchanged.
     let mut formatting: Option<([u8; 16], u64, u64)> = None;
+    let started = m.now_ms();
+    let mut attempts = 0u32;
+    let mut lease = timing.lease_ms;
     loop {
+        let waited = m.now_ms().saturating_sub(started);
+        if attempts >= FORMAT_ATTEMPTS || waited > 4 * u64::from(lease) {
+            return Err(Error::TimedOut);
+        }
         m.invalidate(0, start.len());
         m.read(0, &mut start)?;
         match abi::boot_state(&start, device) {
@@ -119,17 +154,22 @@ pub(crate) fn open<M: Medium>(
                 check_tables(m, &sb)?;
                 return Ok(Opened::Joinable(sb));
             }
-            abi::BootState::Empty => match format(m, uuid, *device, handoffs, timing) {
-                Ok(sb) => return Ok(Opened::Formatted(sb)),
-                Err(Error::Busy) => continue,
-                Err(e) => return Err(e),
-            },
+            abi::BootState::Empty => {
+                attempts += 1;
+                match format(m, uuid, *device, handoffs, timing) {
+                    Ok(sb) => return Ok(Opened::Formatted(sb)),
+                    Err(Error::Busy) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             abi::BootState::Formatting(sb) => {
                 let now = m.now_ms();
+                lease = lease.max(sb.timing.lease_ms);
                 match formatting {
                     Some((u, g, since)) if u == sb.uuid && g == sb.generation => {
                         // A format takes far less than a lease: its formatter died. Start over.
                         if now.saturating_sub(since) > u64::from(sb.timing.lease_ms) {
+                            attempts += 1;
                             match format(m, uuid, *device, handoffs, timing) {
                                 Ok(sb) => return Ok(Opened::Formatted(sb)),
                                 Err(Error::Busy) => formatting = None,

@@ -11,6 +11,12 @@ use super::{Error, Host, Medium, Op};
 impl Host {
     /// Offers `extents` of owned blocks to the host in slot `target`. Returns the handoff
     /// record's index and the handoff's id. The blocks stay this host's until accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for extents that are empty, overlap, pass the last block or are not
+    /// this host's, or a target that is not a live member; [`Error::Full`] if every handoff record is
+    /// in use; the error of the lock, a read or a write.
     pub(crate) fn offer<M: Medium>(
         &mut self,
         m: &M,
@@ -132,6 +138,10 @@ impl Host {
     }
 
     /// Accepts handoff `index` (id `id`) offered to this host: its blocks become this host's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if the handoff is not offered to this host; as [`Host::offer`].
     pub(crate) fn accept<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
         self.handoff_step(m, index, id, |h, me, epoch| {
             if h.state != HandoffState::Offered || h.target != me || h.target_epoch != epoch {
@@ -142,6 +152,10 @@ impl Host {
     }
 
     /// Releases accepted handoff `index`: the source let go of its pages; the handoff ends.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if the handoff is not accepted from this host; as [`Host::offer`].
     pub(crate) fn release<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
         self.handoff_step(m, index, id, |h, me, epoch| {
             if h.state != HandoffState::Accepted || h.source != me || h.source_epoch != epoch {
@@ -153,6 +167,10 @@ impl Host {
 
     /// Cancels handoff `index` before it is accepted (source or target): the blocks stay the
     /// source's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if the handoff is not an offer of this host's; as [`Host::offer`].
     pub(crate) fn cancel<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
         self.handoff_step(m, index, id, |h, me, epoch| {
             let party = (h.source == me && h.source_epoch == epoch)

@@ -61,7 +61,9 @@ impl Host {
         m: &M,
         mut rec: SlotRecord,
     ) -> Result<(), Error> {
-        rec.generation = self.rec.generation + 1;
+        rec.generation = self.rec.generation.checked_add(1).ok_or(Error::Overflow(
+            "this host's slot generation is at its largest value",
+        ))?;
         let off = self.sb.slot_offset(self.slot) + u64::from(self.next_copy) * RECORD_BYTES;
         write_record(m, off, &rec.encode())?;
         self.rec = rec;

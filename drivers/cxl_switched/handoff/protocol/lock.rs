@@ -52,12 +52,25 @@ impl Host {
                 }
             }
         }
+        // Peer data: a ticket at its largest value leaves no larger one to take.
+        let Some(ticket) = max.checked_add(1) else {
+            let _ = self.write_slot(
+                m,
+                SlotRecord {
+                    choosing: false,
+                    ..self.rec
+                },
+            );
+            return Err(Error::Overflow(
+                "a peer's lock ticket is at its largest value",
+            ));
+        };
         self.guard(m)?;
         self.write_slot(
             m,
             SlotRecord {
                 choosing: false,
-                ticket: max + 1,
+                ticket,
                 ..self.rec
             },
         )?;

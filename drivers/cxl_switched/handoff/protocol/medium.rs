@@ -24,6 +24,10 @@ pub(crate) trait Medium {
 }
 
 /// Reads one record, invalidating this host's copy first.
+///
+/// # Errors
+///
+/// [`Error::Medium`] if the record is outside the medium.
 pub(crate) fn read_record<M: Medium>(m: &M, offset: u64) -> Result<[u8; RECORD_SIZE], Error> {
     let mut b = [0u8; RECORD_SIZE];
     // Coherency: another host wrote this record; drop our cached lines before reading.
@@ -33,6 +37,10 @@ pub(crate) fn read_record<M: Medium>(m: &M, offset: u64) -> Result<[u8; RECORD_S
 }
 
 /// Writes one record, then writes it back and fences.
+///
+/// # Errors
+///
+/// [`Error::Medium`] if the record is outside the medium.
 pub(crate) fn write_record<M: Medium>(
     m: &M,
     offset: u64,

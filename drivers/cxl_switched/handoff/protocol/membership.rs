@@ -20,6 +20,11 @@ impl Host {
     ///
     /// A host that finds no free slot watches the others for a lease and takes one whose
     /// occupant is gone: a claim never finished, or a member nobody reaped yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] if no slot is free nor abandoned after a lease; [`Error::Overflow`] for a
+    /// peer's counter at its largest value; the error of the lock, a read or a write.
     pub(crate) fn join<M: Medium>(m: &M, sb: Superblock, uuid: [u8; 16]) -> Result<Self, Error> {
         let slots = sb.geometry.host_slots;
         let first = u32::from(uuid[0]).checked_rem(slots).unwrap_or(0);
@@ -45,7 +50,7 @@ impl Host {
         for (slot, mark) in (0..slots).zip(marks.iter_mut()) {
             *mark = slot_mark(m, &sb, slot)?;
         }
-        m.sleep_ms(sb.timing.lease_ms + sb.timing.settle_ms);
+        m.sleep_ms(sb.timing.lease_ms.saturating_add(sb.timing.settle_ms));
         for n in 0..slots {
             let slot = wrap(first + n, slots);
             let before = marks.get(u32_as_usize(slot)).copied().flatten();
@@ -69,7 +74,12 @@ impl Host {
         let (rec, next_copy) = read_slot(m, &sb, slot)?;
         let claim = SlotRecord {
             state: SlotState::Claiming,
-            generation: rec.map_or(0, |r| r.generation) + 1,
+            generation: match rec {
+                Ok(r) => r.generation.checked_add(1).ok_or(Error::Overflow(
+                    "a host slot's generation is at its largest value",
+                ))?,
+                Err(_) => 1,
+            },
             host: uuid,
             ..SlotRecord::FREE
         };
@@ -138,6 +148,11 @@ impl Host {
 
     /// Renews this host's lease: checks that its slot is still its own and that it was not
     /// fenced, then writes its slot with the next generation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Expired`] if half the lease is gone, [`Error::Evicted`] if the slot holds another
+    /// host's record, [`Error::Fenced`] if another host fenced this one; the error of a read or write.
     pub(crate) fn renew<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.guard(m)?;
         match read_slot(m, &self.sb, self.slot)?.0 {
@@ -158,6 +173,10 @@ impl Host {
 
     /// The heartbeat: renews the lease, and reaps hosts whose lease expired. Returns the number
     /// of hosts reaped (their blocks are this host's now).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Host::renew`], then of the lock and of reaping.
     pub(crate) fn heartbeat<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
         self.renew(m)?;
         if !self.observe(m)? {
@@ -264,6 +283,11 @@ impl Host {
     /// Leaves the portal: ends this host's handoffs as if it had died, frees the member entry
     /// and the blocks it still owns, and frees its slot. The caller must have stopped using the
     /// blocks. The host is no member afterwards, whatever this returns: drop it.
+    ///
+    /// # Errors
+    ///
+    /// The error of the lock, a read or a write; the host is no member afterwards whatever this
+    /// returns.
     pub(crate) fn leave<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.locked_op(m, |me, m| {
             let (slot, epoch) = (me.slot, me.rec.epoch);

@@ -107,6 +107,11 @@ pub(crate) enum Error {
     Invalid(&'static str),
     /// The lock was not acquired within the bound.
     TimedOut,
+    /// A counter in the header (a generation, a ticket) is at its largest value: no record can
+    /// be newer than it, so the header cannot be used. Only a buggy or malicious peer gets there.
+    Overflow(&'static str),
+    /// The portal does not keep what this host writes: it reads back what was there before.
+    NotKept,
 }
 
 impl Error {
@@ -123,6 +128,10 @@ impl Error {
             Error::Busy => "another host is formatting the portal",
             Error::Invalid(why) => why,
             Error::TimedOut => "timed out waiting for the portal lock",
+            Error::Overflow(what) => what,
+            Error::NotKept => {
+                "the portal does not keep what this host writes (a broken path or a failing device)"
+            }
         }
     }
 

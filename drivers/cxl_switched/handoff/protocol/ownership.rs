@@ -8,6 +8,11 @@ use super::{Error, Host, Medium, Op};
 
 impl Host {
     /// Claims up to `want` free blocks, lowest first. Returns how many it claimed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Expired`] if this host's lease is half gone; the error of the lock, a read or a
+    /// write, after which the transaction is rolled back by the next reaper.
     pub(crate) fn claim<M: Medium>(&mut self, m: &M, want: u64) -> Result<u64, Error> {
         self.locked_op(m, |h, m| {
             h.reap_expired(m)?;
@@ -31,6 +36,10 @@ impl Host {
     }
 
     /// Returns the owned blocks (not in a handoff) for which `pick` says so. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::claim`].
     pub(crate) fn give_back<M: Medium>(
         &mut self,
         m: &M,
@@ -41,6 +50,10 @@ impl Host {
 
     /// Quarantines the owned blocks (not in a handoff) for which `pick` says so: this host
     /// cannot stop using them (their memory could not be offlined), so nobody may claim them.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::claim`].
     pub(crate) fn quarantine<M: Medium>(
         &mut self,
         m: &M,
@@ -74,6 +87,10 @@ impl Host {
     }
 
     /// Calls `f` with every block this host owns and whether it is in a handoff.
+    ///
+    /// # Errors
+    ///
+    /// The error of reading the owner table.
     pub(crate) fn owned<M: Medium>(
         &self,
         m: &M,

@@ -10,12 +10,20 @@ use super::medium::read_record;
 use super::{Error, Medium};
 
 /// Reads the superblock.
+///
+/// # Errors
+///
+/// [`Error::Header`] for a superblock not to use; the error of a read.
 pub(crate) fn read_superblock<M: Medium>(m: &M) -> Result<Superblock, Error> {
     Ok(Superblock::decode(&read_record(m, 0)?)?)
 }
 
 /// Reads both copies of slot `slot`: the current record (if any copy is valid) and the copy
 /// the next write goes to.
+///
+/// # Errors
+///
+/// The error of a read (a slot without a valid copy is not an error: see the result).
 pub(crate) fn read_slot<M: Medium>(
     m: &M,
     sb: &Superblock,
@@ -34,6 +42,10 @@ pub(crate) fn read_slot<M: Medium>(
 }
 
 /// Reads record `index` of table `kind`: the current copy and the copy a write goes to.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] if neither copy is valid; the error of a read.
 pub(crate) fn read_table<M: Medium>(
     m: &M,
     sb: &Superblock,
@@ -48,6 +60,10 @@ pub(crate) fn read_table<M: Medium>(
 }
 
 /// Reads the member entry of `slot`.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] if the record has no valid copy or the entry does not decode.
 pub(crate) fn read_member<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Result<Member, Error> {
     let index = slot / ENTRIES_PER_RECORD;
     let (rec, _) = read_table(m, sb, Kind::Members, index)?;
@@ -57,6 +73,10 @@ pub(crate) fn read_member<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Resul
 }
 
 /// Reads handoff record `index`.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] if the record has no valid copy or does not decode.
 pub(crate) fn read_handoff<M: Medium>(
     m: &M,
     sb: &Superblock,
@@ -67,6 +87,10 @@ pub(crate) fn read_handoff<M: Medium>(
 }
 
 /// Calls `f` with every data block and its owner entry.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] for an owner record without a valid copy.
 pub(crate) fn for_each_owner<M: Medium>(
     m: &M,
     sb: &Superblock,
@@ -114,6 +138,10 @@ pub(crate) struct MemberView {
 }
 
 /// Calls `f` with every slot's member entry and current slot record.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] for a member record without a valid copy.
 pub(crate) fn for_each_member<M: Medium>(
     m: &M,
     sb: &Superblock,

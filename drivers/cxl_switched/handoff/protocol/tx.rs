@@ -62,7 +62,12 @@ impl Host {
             && cur.writer_slot == self.slot_id
             && cur.writer_epoch == self.rec.epoch;
         let copy = if ours { 1 - next } else { next };
-        rec.generation = cur.generation + u64::from(!ours);
+        rec.generation = cur
+            .generation
+            .checked_add(u64::from(!ours))
+            .ok_or(Error::Overflow(
+                "a table record's generation is at its largest value",
+            ))?;
         rec.txid = tx.id;
         rec.writer_slot = self.slot_id;
         rec.writer_epoch = self.rec.epoch;
