@@ -20,17 +20,117 @@ ok() { KTAP_N=$((KTAP_N + 1)); echo "ok $KTAP_N $*" >&3; }
 notok() { KTAP_N=$((KTAP_N + 1)); echo "not ok $KTAP_N $*" >&3; }
 diag() { echo "# $*" >&3; }
 # check DESCRIPTION COMMAND...: one test point; on failure the command's
-# output goes out as KTAP diagnostics.
+# output goes out as KTAP diagnostics. (The command runs in this shell: the
+# description is kept in a name no scenario function uses.)
 check() {
-	_d=$1
+	_check_d=$1
 	shift
 	if "$@" >/tmp/check.out 2>&1; then
-		ok "$_d"
+		ok "$_check_d"
 	else
-		notok "$_d"
+		notok "$_check_d"
 		sed 's/^/# /' /tmp/check.out >&3
 	fi
 	diag "at $(cut -d' ' -f1 /proc/uptime) s"
+}
+
+# ---- values a check reads: empty, missing or non-numeric fails ----
+# `[ $b -gt $a ]` on two empty values is `[ -gt ]`, true in busybox sh, and
+# `[ "$x" = "$y" ]` is true when both reads failed: a check must not pass
+# on what it could not read. These helpers fail, with a line on stderr
+# (a failed check's diagnostics) naming the value, on an empty, missing or
+# non-numeric input. Their own variables are _num_*, _ar, _cmp_*, _lk_*.
+
+# num VALUE [WHAT]: VALUE is an integer: decimal (an optional leading -) or
+# 0x-hex, nothing else (no blanks, no second line).
+num() {
+	case $1 in
+	'')
+		echo "${2:-value} is empty, want a number" >&2
+		return 1
+		;;
+	0[xX]*) _num_d=${1#0[xX]}; case $_num_d in '' | *[!0-9a-fA-F]*) ;; *) return 0 ;; esac ;;
+	-*) _num_d=${1#-}; case $_num_d in '' | *[!0-9]*) ;; *) return 0 ;; esac ;;
+	*[!0-9]*) ;;
+	*) return 0 ;;
+	esac
+	echo "${2:-value} '$1' is not a number" >&2
+	return 1
+}
+
+# _arith NUMBER: NUMBER as an arithmetic operand, in $_ar (a decimal's
+# leading zeros dropped: $((010)) is octal).
+_arith() {
+	case $1 in
+	0[xX]*) _ar=$1 ;;
+	-*) _ar=${1#-}; _ar=${_ar#"${_ar%%[!0]*}"}; _ar=-${_ar:-0} ;;
+	*) _ar=${1#"${1%%[!0]*}"}; _ar=${_ar:-0} ;;
+	esac
+}
+
+# _cmp NAME OP A B: A OP B, both numbers (OP an arithmetic comparison).
+_cmp() {
+	num "$3" "$1 '$3' '$4': left side" && num "$4" "$1 '$3' '$4': right side" || return 1
+	_arith "$3"
+	_cmp_a=$_ar
+	_arith "$4"
+	_cmp_b=$_ar
+	[ $(($_cmp_a $2 $_cmp_b)) -eq 1 ] && return 0
+	echo "$1: want $3 $2 $4, false" >&2
+	return 1
+}
+# is_gt A B, is_ge, is_lt, is_le, is_eq, is_ne: the integer comparison,
+# failing when either side is empty or not a number.
+is_gt() { _cmp is_gt '>' "$1" "$2"; }
+is_ge() { _cmp is_ge '>=' "$1" "$2"; }
+is_lt() { _cmp is_lt '<' "$1" "$2"; }
+is_le() { _cmp is_le '<=' "$1" "$2"; }
+is_eq() { _cmp is_eq '==' "$1" "$2"; }
+is_ne() { _cmp is_ne '!=' "$1" "$2"; }
+
+# is_nonempty VALUE [WHAT]
+is_nonempty() {
+	[ -n "$1" ] && return 0
+	echo "${2:-value} is empty" >&2
+	return 1
+}
+
+# is_same A B: the strings are equal and not empty.
+is_same() {
+	is_nonempty "$1" "is_same '$1' '$2': left side" && is_nonempty "$2" "is_same '$1' '$2': right side" || return 1
+	[ "$1" = "$2" ] && return 0
+	echo "is_same: '$1' is not '$2'" >&2
+	return 1
+}
+
+# val FILE: print FILE's content; fail if FILE is missing, unreadable or
+# empty (trailing newlines dropped, as by $(cat FILE)).
+val() {
+	[ -e "$1" ] || { echo "$1 is missing" >&2; return 1; }
+	_val_v=$(cat "$1") || { echo "$1 could not be read" >&2; return 1; }
+	[ -n "$_val_v" ] || { echo "$1 is empty" >&2; return 1; }
+	printf '%s\n' "$_val_v"
+}
+
+# lacks PATTERN [FILE]: no line of FILE (standard input without one)
+# matches PATTERN (a basic regular expression), and there is input: a bare
+# `! grep -q` also passes on a missing file or a failed command. Prints the
+# matching lines otherwise.
+lacks() {
+	if [ $# -ge 2 ]; then
+		_lk_in=$(val "$2") || return 1
+		_lk_src=$2
+	else
+		_lk_in=$(cat)
+		_lk_src="the input"
+		is_nonempty "$_lk_in" "$_lk_src (lacks '$1')" || return 1
+	fi
+	printf '%s\n' "$_lk_in" | grep -e "$1"
+	case $? in
+	0) echo "$_lk_src has lines matching '$1'"; return 1 ;;
+	1) return 0 ;;
+	*) echo "lacks: grep failed on $_lk_src" >&2; return 1 ;;
+	esac
 }
 
 # ---- CXL topology ----
@@ -186,8 +286,9 @@ driver_of() {
 }
 
 # wait_driver DAX DRIVER SECONDS: wait until DAX is bound to DRIVER ("" for
-# unbound).
+# unbound). An empty DAX fails: it would be "unbound" at once.
 wait_driver() {
+	is_nonempty "$1" "wait_driver: the dax device" || return 1
 	_i=0
 	while [ "$(driver_of "$1")" != "$2" ]; do
 		[ $_i -ge $(($3 * 10)) ] && { echo "$1 bound to '$(driver_of "$1")', want '$2'"; return 1; }
@@ -196,18 +297,28 @@ wait_driver() {
 	done
 }
 
-# node_kb N: MemTotal of node N in kB (0 for a node without memory).
+# node_kb N: MemTotal of node N in kB (0 for a node without memory). Fails,
+# printing nothing, when N is not a node number or MemTotal cannot be read:
+# "node  kB" must not read as an empty node.
 node_kb() {
-	[ -e "/sys/devices/system/node/node$1/meminfo" ] || { echo 0; return; }
-	awk '/MemTotal/ {print $4}' "/sys/devices/system/node/node$1/meminfo"
+	num "$1" "node_kb: the node" || return 1
+	[ -e "/sys/devices/system/node/node$1/meminfo" ] || { echo 0; return 0; }
+	_nk=$(awk '/MemTotal/ {print $4}' "/sys/devices/system/node/node$1/meminfo") &&
+		num "$_nk" "node $1 MemTotal" || return 1
+	echo "$_nk"
 }
 
 # wait_idle N SECONDS: wait until node N's memory is free but for what the
 # per-CPU free lists may hold (a killed process's memory is freed
 # asynchronously; the driver drains those lists before it counts).
+# A MemUsed that cannot be read fails (it used to end the wait as idle).
 wait_idle() {
+	num "$1" "wait_idle: the node" || return 1
 	_i=0
-	while [ "$(awk '/MemUsed/ {print $4}' "/sys/devices/system/node/node$1/meminfo")" -gt 1024 ]; do
+	while :; do
+		_wu=$(awk '/MemUsed/ {print $4}' "/sys/devices/system/node/node$1/meminfo") &&
+			num "$_wu" "node $1 MemUsed" || return 1
+		[ "$_wu" -gt 1024 ] || return 0
 		[ $_i -ge $(($2 * 10)) ] && { grep MemUsed "/sys/devices/system/node/node$1/meminfo"; return 1; }
 		sleep 0.1
 		_i=$((_i + 1))
@@ -215,7 +326,10 @@ wait_idle() {
 }
 
 # anon_on PID NODE: pages of PID's anonymous mappings on NODE (numa_maps).
+# Fails, printing nothing, without a PID, a NODE or PID's numa_maps (not 0).
 anon_on() {
+	num "$1" "anon_on: the pid" && num "$2" "anon_on: the node" || return 1
+	[ -r "/proc/$1/numa_maps" ] || { echo "anon_on: /proc/$1/numa_maps is missing" >&2; return 1; }
 	awk -v n="N$2=" '/anon=/ { for (i = 1; i <= NF; i++) if (index($i, n) == 1) s += substr($i, length(n) + 1) } END { print s + 0 }' "/proc/$1/numa_maps"
 }
 
@@ -244,29 +358,50 @@ hog() {
 	echo $_p
 }
 
-hex_add() { printf '0x%x' $(($1 + $2)); }
+hex_add() { num "$1" "hex_add: left side" && num "$2" "hex_add: right side" && printf '0x%x' $(($1 + $2)); }
 
 # node_is_empty N: node N has no memory in the page allocator.
 node_is_empty() {
+	num "$1" "node_is_empty: the node" || return 1
 	[ -e "/sys/devices/system/node/node$1/meminfo" ] || return 0
 	_kb=$(awk '/MemTotal/ {print $4}' "/sys/devices/system/node/node$1/meminfo")
 	echo "node $1 MemTotal ${_kb} kB"
-	[ "$_kb" -eq 0 ]
+	is_eq "$_kb" 0
 }
 
 # poll_word ADDR VALUE SECONDS: wait until the 64-bit word at physical
-# address ADDR (in a portal, through /dev/mem) reads VALUE.
+# address ADDR (in a portal, through /dev/mem) reads VALUE. An empty ADDR or
+# VALUE fails (as $(( )) both were 0, a zeroed portal's word); so does a
+# read that is not a number.
 poll_word() {
+	num "$1" "poll_word: the address" && num "$2" "poll_word: the value" &&
+		num "$3" "poll_word: the seconds" || return 1
 	_i=0
 	while [ $_i -lt $(($3 * 10)) ]; do
 		_v=$(devmem "$1" 64)
-		[ $((_v)) -eq $(($2)) ] && return 0
+		num "$_v" 2>/dev/null && [ $((_v)) -eq $(($2)) ] && return 0
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	echo "read $_v at $1, want $2"
+	echo "read '$_v' at $1, want $2"
 	return 1
 }
 
 # The complement a host answers a token with.
-answer_of() { printf '0x%x' $(($1 ^ 0x3fffffffffffffff)); }
+answer_of() { num "$1" "answer_of: the token" && printf '0x%x' $(($1 ^ 0x3fffffffffffffff)); }
+
+# pin_pages NODE N: start cxlsw-pin holding N pages of NODE in a pipe (after
+# vmsplice they cannot migrate, so that node's memory cannot be offlined);
+# its pid goes to /tmp/pin.pid. Fails unless N pages are pinned on NODE.
+pin_pages() {
+	num "$1" "node" && num "$2" "pages" || return 1
+	numactl --membind="$1" -- cxlsw-pin "$2" >/tmp/pin.out 2>&1 &
+	echo $! >/tmp/pin.pid
+	_pp=0
+	until grep -q "^pinned $2\$" /tmp/pin.out; do
+		[ $_pp -ge 300 ] && { cat /tmp/pin.out; return 1; }
+		sleep 0.1
+		_pp=$((_pp + 1))
+	done
+	is_ge "$(anon_on "$(cat /tmp/pin.pid)" "$1")" "$2"
+}
