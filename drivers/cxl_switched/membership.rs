@@ -9,7 +9,7 @@
 //! of blocks that cannot be offlined, and leaving. A host that finds itself fenced or expired
 //! stops using the portal: it stops heartbeating and offlines what it can.
 
-use core::fmt::Write;
+mod views;
 
 use kernel::{
     device::Device,
@@ -25,11 +25,11 @@ use kernel::{
 
 use crate::{
     handoff::{
-        abi::{Geometry, MemberState, Owner, Superblock, Timing, NO_SLOT, QUARANTINED},
+        abi::{Geometry, Superblock, Timing},
         layout::PortalLayout,
         protocol::{
             boot::{self, Opened},
-            records, Error as ProtocolError, Host, Op,
+            Error as ProtocolError, Host,
         },
     },
     medium::HeaderMedium,
@@ -65,6 +65,8 @@ struct State {
     /// Per data block, its memory while onlined.
     blocks: KVec<Option<DriverManagedMemory>>,
     stopping: bool,
+    /// The host is leaving: its heartbeat only renews its lease while its blocks go offline.
+    leaving: bool,
     /// Why this host stopped using the portal, if it did.
     stopped: Option<&'static str>,
 }
@@ -143,6 +145,7 @@ impl Membership {
                     host: Some(host),
                     blocks,
                     stopping: false,
+                    leaving: false,
                     stopped: None,
                 }),
                 work <- new_delayed_work!("cxl_switched::heartbeat"),
@@ -285,14 +288,17 @@ impl Membership {
         Ok(onlined)
     }
 
-    /// Offlines and removes every onlined block. Returns the blocks that could not be removed
-    /// (their memory stays online, leaked) as a bitmap over block indexes, how many, and the
-    /// first error.
-    fn offline_all(&self, st: &mut State) -> (KVec<bool>, u64, Option<Error>) {
+    /// Offlines and removes every onlined block of `blocks`. Returns the blocks that could not
+    /// be removed (their memory stays online, leaked) as a bitmap over block indexes, how many,
+    /// and the first error.
+    fn offline(
+        &self,
+        blocks: &mut KVec<Option<DriverManagedMemory>>,
+    ) -> (KVec<bool>, u64, Option<Error>) {
         let mut stuck = KVec::new();
         let mut n = 0;
         let mut first = None;
-        for slot in st.blocks.iter_mut() {
+        for slot in blocks.iter_mut() {
             let bad = match slot.take() {
                 None => false,
                 Some(mem) => match mem.remove() {
@@ -318,12 +324,13 @@ impl Membership {
         (stuck, n, first)
     }
 
-    /// Lets go of the portal: stops the heartbeat, offlines and removes every block, returns
-    /// them and leaves. Blocks that cannot be offlined stay online, as they are, and are
-    /// quarantined in the header so that no other host claims them.
+    /// Lets go of the portal: offlines and removes every block, then stops the heartbeat,
+    /// returns the blocks and leaves. Blocks that cannot be offlined stay online, as they are,
+    /// and are quarantined in the header so that no other host claims them.
     ///
-    /// Offlining waits for pages to be migrated; a fatal signal to the task that unbinds (or
-    /// unloads) ends the wait.
+    /// Offlining waits for pages to be migrated, for as long as that takes; a fatal signal to
+    /// the task that unbinds (or unloads) ends the wait. The heartbeat keeps this host's lease
+    /// all that time: until its memory is off its blocks, no other host may take them.
     ///
     /// # Errors
     ///
@@ -331,9 +338,15 @@ impl Membership {
     /// depends on (the node's type and tier, the header claim) for good.
     pub(crate) fn leave(&self, dev: &Device) -> core::result::Result<(), Stuck> {
         let region = self.region.as_str();
+        // The blocks leave the state, so that the lock is not held while they go offline.
+        let mut blocks = {
+            let mut st = self.state.lock();
+            st.leaving = true;
+            core::mem::replace(&mut st.blocks, KVec::new())
+        };
+        let (stuck, n, err) = self.offline(&mut blocks);
         self.stop();
         let mut st = self.state.lock();
-        let (stuck, n, err) = self.offline_all(&mut st);
         let m = self.medium();
         if let Some(host) = st.host.as_deref_mut() {
             if n != 0 {
@@ -374,7 +387,13 @@ impl Membership {
         let region = self.region.as_str();
         let host = st.host.as_deref_mut()?;
         let period = Self::period_ms(host);
-        match host.heartbeat(&m) {
+        // While leaving, the lease is all that matters: nothing more is reaped or onlined.
+        let beat = if st.leaving {
+            host.renew(&m).map(|()| 0)
+        } else {
+            host.heartbeat(&m)
+        };
+        match beat {
             Ok(0) => Some(period),
             Ok(n) => {
                 pr_info!(
@@ -396,7 +415,7 @@ impl Membership {
                 );
                 st.host = None;
                 st.stopped = Some(e.as_str());
-                let (_, stuck, _) = self.offline_all(st);
+                let (_, stuck, _) = self.offline(&mut st.blocks);
                 if stuck != 0 {
                     pr_err!(
                         "{}: {} block(s) stay online after the fence; another host may own them\n",
@@ -411,134 +430,6 @@ impl Membership {
                 Some(period)
             }
         }
-    }
-
-    /// Bytes of portal memory this host has online.
-    pub(crate) fn online_bytes(&self) -> u64 {
-        let st = self.state.lock();
-        let n = st.blocks.iter().filter(|b| b.is_some()).count();
-        u64::try_from(n)
-            .unwrap_or(u64::MAX)
-            .saturating_mul(self.layout.block_size())
-    }
-
-    /// Calls `f` with this host's superblock, slot and epoch, or returns why it is no member.
-    pub(crate) fn with_host<T>(
-        &self,
-        f: impl FnOnce(&Superblock, u32, u32) -> T,
-    ) -> core::result::Result<T, &'static str> {
-        let st = self.state.lock();
-        match st.host.as_deref() {
-            Some(h) => Ok(f(h.superblock(), h.slot(), h.epoch())),
-            None => Err(st.stopped.unwrap_or("not a member")),
-        }
-    }
-
-    /// Writes the blocks this host owns, "0,2,5", a block in a handoff marked "(handoff)".
-    ///
-    /// # Errors
-    ///
-    /// The errno of a failed header read; [`EINVAL`] if `out` is full.
-    pub(crate) fn write_owned(&self, out: &mut impl Write) -> Result {
-        let st = self.state.lock();
-        let m = self.medium();
-        let Some(host) = st.host.as_deref() else {
-            let why = st.stopped.unwrap_or("not a member");
-            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
-        };
-        let mut r = Ok(());
-        let mut sep = "";
-        host.owned(&m, |b, lent| {
-            if r.is_ok() {
-                r = write!(out, "{sep}{b}{}", if lent { "(handoff)" } else { "" });
-                sep = ",";
-            }
-        })?;
-        r.and_then(|()| writeln!(out)).map_err(|_| EINVAL)
-    }
-
-    /// Writes the member table: one line per slot in use, "slot state epoch N heartbeat N",
-    /// this host's marked "self", a transaction in progress as "intent OP".
-    ///
-    /// # Errors
-    ///
-    /// The errno of a failed header read; [`EINVAL`] if `out` is full.
-    pub(crate) fn write_members(&self, out: &mut impl Write) -> Result {
-        let st = self.state.lock();
-        let m = self.medium();
-        let Some(host) = st.host.as_deref() else {
-            let why = st.stopped.unwrap_or("not a member");
-            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
-        };
-        let mut r = Ok(());
-        records::for_each_member(&m, host.superblock(), |v| {
-            let state = match v.member.state {
-                MemberState::Free if v.record.is_none() => return,
-                MemberState::Free => "free",
-                MemberState::Live => "live",
-                MemberState::Fenced => "fenced",
-            };
-            let beat = v.record.map_or(0, |r| r.generation);
-            let me = if v.slot == host.slot() { " self" } else { "" };
-            // A transaction in progress: what its host was doing.
-            let intent = v
-                .record
-                .filter(|r| r.intent != 0)
-                .map(|r| Op::from_raw(r.op).map_or("unknown", Op::as_str));
-            if r.is_ok() {
-                r = write!(
-                    out,
-                    "{} {} epoch {} heartbeat {}{}",
-                    v.slot, state, v.member.epoch, beat, me
-                )
-                .and_then(|()| match intent {
-                    Some(op) => writeln!(out, " intent {op}"),
-                    None => writeln!(out),
-                });
-            }
-        })?;
-        r.map_err(|_| EINVAL)
-    }
-
-    /// Writes the owner table: one line per run of blocks with one owner, "first-last free",
-    /// "first-last quarantined" or "first-last slot N epoch N".
-    ///
-    /// # Errors
-    ///
-    /// The errno of a failed header read; [`EINVAL`] if `out` is full.
-    pub(crate) fn write_owners(&self, out: &mut impl Write) -> Result {
-        let st = self.state.lock();
-        let m = self.medium();
-        let Some(host) = st.host.as_deref() else {
-            let why = st.stopped.unwrap_or("not a member");
-            return writeln!(out, "none ({why})").map_err(|_| EINVAL);
-        };
-        let mut run: Option<(u64, u64, Owner)> = None;
-        let mut r = Ok(());
-        let mut flush = |(first, last, o): (u64, u64, Owner), r: &mut core::fmt::Result| {
-            if r.is_ok() {
-                *r = match o.slot {
-                    NO_SLOT => writeln!(out, "{first}-{last} free"),
-                    QUARANTINED => writeln!(out, "{first}-{last} quarantined"),
-                    s => writeln!(out, "{first}-{last} slot {s} epoch {}", o.epoch),
-                };
-            }
-        };
-        records::for_each_owner(&m, host.superblock(), |b, o| match run {
-            Some((first, last, prev)) if prev == o && last.checked_add(1) == Some(b) => {
-                run = Some((first, b, prev))
-            }
-            _ => {
-                if let Some(prev) = run.take() {
-                    flush(prev, &mut r);
-                }
-                run = Some((b, b, o));
-            }
-        })?;
-        if let Some(prev) = run {
-            flush(prev, &mut r);
-        }
-        r.map_err(|_| EINVAL)
     }
 }
 
