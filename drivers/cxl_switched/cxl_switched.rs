@@ -11,6 +11,7 @@
 //! device_dax. See Documentation/admin-guide/mm/cxl-switched.rst.
 
 mod classify;
+mod coherency;
 mod debugfs;
 mod errno;
 mod handoff;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The header's tables in debugfs, below `cxl_switched/daxX.Y/`: `members` and `owners`, as
-//! this host reads them from the portal.
+//! this host reads them from the portal, and `coherency`, what the passes over data blocks
+//! cost.
 //!
 //! They are for people and for the lab; the one-value-per-file attributes are in sysfs (see
 //! [`crate::sysfs`]).
@@ -51,6 +52,8 @@ pub(crate) struct Tables {
     members: File<Arc<Membership>>,
     #[pin]
     owners: File<Arc<Membership>>,
+    #[pin]
+    coherency: File<Arc<Membership>>,
     // Dropped after the files in it.
     _dir: Dir,
 }
@@ -61,6 +64,10 @@ fn members(m: &Arc<Membership>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn owners(m: &Arc<Membership>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     m.write_owners(f).map_err(|_| fmt::Error)
+}
+
+fn coherency(m: &Arc<Membership>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    m.write_passes(f).map_err(|_| fmt::Error)
 }
 
 impl Tables {
@@ -75,6 +82,7 @@ impl Tables {
             try_pin_init!(Tables {
                 members <- dir.read_callback_file(c"members", membership.clone(), &members),
                 owners <- dir.read_callback_file(c"owners", membership.clone(), &owners),
+                coherency <- dir.read_callback_file(c"coherency", membership.clone(), &coherency),
                 _dir: dir.clone(),
             }),
             GFP_KERNEL,

@@ -24,6 +24,7 @@ use kernel::{
 };
 
 use crate::{
+    coherency::{Pass, Passes},
     handoff::{
         abi::{Geometry, Superblock, Timing},
         layout::PortalLayout,
@@ -88,6 +89,8 @@ pub(crate) struct Membership {
     work: DelayedWork<Membership>,
     #[pin]
     idle: Completion,
+    #[pin]
+    passes: Mutex<Passes>,
     header: Memremap,
     origin: Instant<Monotonic>,
     layout: PortalLayout,
@@ -150,6 +153,7 @@ impl Membership {
                 }),
                 work <- new_delayed_work!("cxl_switched::heartbeat"),
                 idle <- Completion::new(),
+                passes <- new_mutex!(Passes::default()),
                 header,
                 origin,
                 layout,
@@ -262,6 +266,18 @@ impl Membership {
                 pr_err!("{}: {} while onlining\n", region, e);
                 return Err(e.into());
             }
+            // Coherency: the block comes to this host; lines it cached earlier go first.
+            if let Err(e) = self.passes.lock().run(&range, Pass::Invalidate) {
+                pr_err!(
+                    "{}: block {} ({:#x}) not invalidated ({:?}); given back\n",
+                    region,
+                    b,
+                    range.start,
+                    e
+                );
+                let _ = host.give_back(&m, |x| x == b);
+                continue;
+            }
             match DriverManagedMemory::add(
                 &self.group,
                 range.start,
@@ -301,20 +317,37 @@ impl Membership {
         for slot in blocks.iter_mut() {
             let bad = match slot.take() {
                 None => false,
-                Some(mem) => match mem.remove() {
-                    Ok(()) => false,
-                    Err((mem, e)) => {
-                        first.get_or_insert(e);
-                        pr_err!(
-                            "{}: block at {:#x} not offlined ({:?}); it stays online\n",
-                            self.region.as_str(),
-                            mem.start(),
-                            e
-                        );
-                        mem.leak();
-                        true
+                Some(mem) => {
+                    let block = mem.start()..mem.start().saturating_add(mem.size());
+                    match mem.remove() {
+                        // Coherency: the block leaves this host; its lines go back first. A
+                        // block whose lines could not be written back is kept (quarantined).
+                        Ok(()) => match self.passes.lock().run(&block, Pass::WriteBack) {
+                            Ok(()) => false,
+                            Err(e) => {
+                                first.get_or_insert(e);
+                                pr_err!(
+                                    "{}: block at {:#x} not written back ({:?}); kept\n",
+                                    self.region.as_str(),
+                                    block.start,
+                                    e
+                                );
+                                true
+                            }
+                        },
+                        Err((mem, e)) => {
+                            first.get_or_insert(e);
+                            pr_err!(
+                                "{}: block at {:#x} not offlined ({:?}); it stays online\n",
+                                self.region.as_str(),
+                                mem.start(),
+                                e
+                            );
+                            mem.leak();
+                            true
+                        }
                     }
-                },
+                }
             };
             n += u64::from(bad);
             // Allocation failure only loses the record of which block is stuck: then every
@@ -362,7 +395,17 @@ impl Membership {
                 }
             }
             match host.leave(&m) {
-                Ok(()) => dev_info!(dev, "{}: left the portal (slot {})\n", region, host.slot()),
+                Ok(()) => {
+                    let p = *self.passes.lock();
+                    dev_info!(
+                        dev,
+                        "{}: left the portal (slot {}); {} blocks written back, last {} us\n",
+                        region,
+                        host.slot(),
+                        p.write_backs,
+                        p.write_back_us
+                    )
+                }
                 Err(e) => dev_err!(
                     dev,
                     "{}: leaving the portal: {}; other hosts reap it after its lease\n",

@@ -111,6 +111,22 @@ impl Membership {
         })
     }
 
+    /// Writes what the coherency passes over data blocks cost: how many blocks were written
+    /// back and invalidated, and the last one's time.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `out` is full.
+    pub(crate) fn write_passes(&self, out: &mut impl Write) -> Result {
+        let p = *self.passes.lock();
+        writeln!(
+            out,
+            "write back: {} block(s), last {} us\ninvalidate: {} block(s), last {} us",
+            p.write_backs, p.write_back_us, p.invalidates, p.invalidate_us
+        )
+        .map_err(|_| EINVAL)
+    }
+
     /// Writes the owner table: one line per run of blocks with one owner, "first-last free",
     /// "first-last quarantined" or "first-last slot N epoch N".
     ///

@@ -116,9 +116,11 @@ member_of_all() {
 		grep -q ' live epoch 1 heartbeat [0-9]* self$' "$T/members" || return 1
 	is_same "$(val "$S/owned_blocks")" "$(seq -s, 0 $((_nb - 1)))" || return 1
 	_hs=$(val "$S/host_slot") && num "$_hs" "host_slot" &&
-		is_same "$(val "$T/owners")" "0-$((_nb - 1)) slot $_hs epoch 1"
+		is_same "$(val "$T/owners")" "0-$((_nb - 1)) slot $_hs epoch 1" || return 1
+	# Coherency: each block's cached lines dropped before it was onlined.
+	grep -q "^invalidate: $_nb block(s), last [0-9]* us$" "$T/coherency" || { cat "$T/coherency"; return 1; }
 }
-check "sysfs and debugfs: this host is a member (slot, epoch 1, lease) and owns every data block" member_of_all
+check "sysfs and debugfs: this host is a member (slot, epoch 1, lease), owns every data block, invalidated each before onlining it" member_of_all
 # Both reads must be numbers: `[ $b -gt $a ]` on two empty reads is true.
 beat() { awk '/self/ { print $6 }' "$T/members"; }
 heartbeat_grows() {
