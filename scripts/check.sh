@@ -6,6 +6,8 @@
 #      property tests)
 #   3. protocol: the 8-process stress test with an independent checker,
 #      the spin model, a cargo-fuzz smoke run (scripts/protocol-check.sh)
+#   3. bench: one small round of every userspace benchmark (its figures
+#      printed, not judged)
 #   3. kernel style: rustfmtcheck and CLIPPY=1 on the driver; the series
 #      exported with git format-patch and checked with checkpatch
 #   4. kernel build, initramfs
@@ -55,7 +57,7 @@ count_guest() {
 }
 count_protocol() {
 	local line
-	line=$(grep -E '^protocol: [0-9]+ passed, [0-9]+ failed' "$BUILD/logs/tier-$1.log" | tail -1)
+	line=$(grep -E "^$1: [0-9]+ passed, [0-9]+ failed" "$BUILD/logs/tier-$1.log" | tail -1)
 	if [[ -n "$line" ]]; then
 		TOTAL_PASS=$((TOTAL_PASS + $(echo "$line" | awk '{print $2}')))
 		TOTAL_FAIL=$((TOTAL_FAIL + $(echo "$line" | awk '{print $4}')))
@@ -80,6 +82,13 @@ if tier protocol "$REPO/scripts/protocol-check.sh"; then
 	count_protocol protocol
 else
 	count_protocol protocol
+	fail_tier
+fi
+
+if tier bench "$REPO/scripts/bench-smoke.sh"; then
+	count_protocol bench
+else
+	count_protocol bench
 	fail_tier
 fi
 

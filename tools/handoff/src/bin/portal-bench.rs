@@ -28,6 +28,11 @@ struct Args {
     /// Lock acquisitions per process.
     #[arg(long, default_value_t = 2000)]
     rounds: usize,
+
+    /// One small round of each figure (4 processes, 100 acquisitions, 20 checks): for the test
+    /// command, so that the bench cannot break unnoticed. The figures are not meaningful.
+    #[arg(long)]
+    smoke: bool,
 }
 
 fn pct(v: &mut [u64], p: f64) -> u64 {
@@ -36,8 +41,15 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let (bytes, check, base) = cxlsw_handoff::stress::header_check_ns(128 << 20, 8192, 64, 200)?;
+    let mut args = Args::parse();
+    let checks = if args.smoke {
+        args.procs = args.procs.min(4);
+        args.rounds = args.rounds.min(100);
+        20
+    } else {
+        200
+    };
+    let (bytes, check, base) = cxlsw_handoff::stress::header_check_ns(128 << 20, 8192, 64, checks)?;
     println!(
         "header check, 64 slots, 8192 blocks of 128 MiB (1 TiB), {} KiB of header: {:.1} us per check \
          (target < 1000 us); copying the same bytes {:.1} us: ratio {:.1}x",
