@@ -25,6 +25,8 @@ mod hostile_props;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod lock_tests;
+#[cfg(test)]
 mod protocol_tests;
 #[cfg(test)]
 mod shared_tests;

@@ -3,9 +3,9 @@
 //! The portal lock: Lamport's bakery over the host slots, and the expiry tracking it needs.
 
 use super::super::num::u32_as_usize;
-use super::abi::{MemberState, SlotRecord, SlotState};
+use super::abi::{MemberState, RecordError, SlotRecord, SlotState};
 use super::host::{Seen, UNSEEN};
-use super::records::{read_member, read_slot, slot_mark};
+use super::records::{read_member, read_slot_settled, slot_mark};
 use super::{Error, Host, Medium};
 
 impl Host {
@@ -32,9 +32,18 @@ impl Host {
     }
 
     /// Takes the portal lock: Lamport's bakery over the host slots. Each slot's `choosing` and
-    /// `ticket` are written only by its host; a slot read while it is being written yields its
-    /// previous copy, which the bakery tolerates. A host whose lease expired is not waited for
-    /// (it stopped writing half a lease ago and is reaped once the lock is held).
+    /// `ticket` are written only by its host, which also rewrites its slot (heartbeats, intents)
+    /// while it holds the lock, with the same ticket. A slot is therefore read *settled*
+    /// ([`read_slot_settled`]): a read that two or more of its host's writes overlapped could
+    /// return a record from before the last of them, such as the holder's doorway. A slot that
+    /// is not settled, or has no valid copy, is waited for, never skipped. A host whose lease
+    /// expired is not waited for (it stopped writing half a lease ago and is reaped once the
+    /// lock is held).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`] after four leases, [`Error::Overflow`] for a peer's ticket at its
+    /// largest value, the errors of [`Host::renew`], a read or a write.
     pub(super) fn lock<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         let slots = self.sb.geometry.host_slots;
         self.write_slot(
@@ -44,28 +53,31 @@ impl Host {
                 ..self.rec
             },
         )?;
+        let start = m.now_ms();
+        // Watch every slot from now, so that the leases of several dead hosts run out together.
+        self.observe(m)?;
         let mut max = 0;
         for j in 0..slots {
-            if let Ok(r) = read_slot(m, &self.sb, j)?.0 {
-                if r.state != SlotState::Free && j != self.slot {
+            if j == self.slot {
+                continue;
+            }
+            if let Some(r) = self.settled(m, j, start)? {
+                if r.state != SlotState::Free {
                     max = max.max(r.ticket);
                 }
             }
         }
         // Peer data: a ticket at its largest value leaves no larger one to take.
         let Some(ticket) = max.checked_add(1) else {
-            let _ = self.write_slot(
-                m,
-                SlotRecord {
-                    choosing: false,
-                    ..self.rec
-                },
-            );
+            self.abandon(m);
             return Err(Error::Overflow(
                 "a peer's lock ticket is at its largest value",
             ));
         };
-        self.guard(m)?;
+        if let Err(e) = self.guard(m) {
+            self.abandon(m);
+            return Err(e);
+        }
         self.write_slot(
             m,
             SlotRecord {
@@ -74,10 +86,6 @@ impl Host {
                 ..self.rec
             },
         )?;
-        let lease = u64::from(self.sb.timing.lease_ms);
-        let start = m.now_ms();
-        // Watch every slot from now, so that the leases of several dead hosts run out together.
-        self.observe(m)?;
         for j in 0..slots {
             if j == self.slot {
                 continue;
@@ -90,9 +98,8 @@ impl Host {
                 SlotState::Member => live.state == MemberState::Live && live.epoch == r.epoch,
             };
             loop {
-                self.observe_one(m, j, m.now_ms())?;
-                let wait = match read_slot(m, &self.sb, j)?.0 {
-                    Ok(r) if counts(&r) && !self.expired(m, j) => {
+                let wait = match self.settled(m, j, start)? {
+                    Some(r) if counts(&r) && !self.expired(m, j) => {
                         r.choosing
                             || (r.ticket != 0 && (r.ticket, j) < (self.rec.ticket, self.slot))
                     }
@@ -101,37 +108,67 @@ impl Host {
                 if !wait {
                     break;
                 }
-                let now = m.now_ms();
-                if now.saturating_sub(start) > 4 * lease {
-                    let _ = self.write_slot(
-                        m,
-                        SlotRecord {
-                            ticket: 0,
-                            ..self.rec
-                        },
-                    );
-                    return Err(Error::TimedOut);
-                }
-                if now.saturating_sub(self.renewed_ms) > lease / 4 {
-                    if let Err(e) = self.renew(m) {
-                        if !e.is_fatal() {
-                            let _ = self.write_slot(
-                                m,
-                                SlotRecord {
-                                    ticket: 0,
-                                    ..self.rec
-                                },
-                            );
-                        }
-                        return Err(e);
-                    }
-                }
+                self.keep_waiting(m, start)?;
                 m.sleep_ms(0);
             }
         }
         // Holding the lock: our own lease must still be good for what we write under it.
         self.renew(m)?;
         Ok(())
+    }
+
+    /// Slot `j`'s record once it reads settled and valid, waiting while it does not (its host
+    /// is writing it); `None` for a slot nobody ever wrote, or whose host's lease expired.
+    fn settled<M: Medium>(
+        &mut self,
+        m: &M,
+        j: u32,
+        start: u64,
+    ) -> Result<Option<SlotRecord>, Error> {
+        loop {
+            self.observe_one(m, j, m.now_ms())?;
+            match read_slot_settled(m, &self.sb, j)? {
+                Some(Ok(r)) => return Ok(Some(r)),
+                Some(Err(RecordError::Zero)) => return Ok(None),
+                _ if self.expired(m, j) => return Ok(None),
+                _ => {}
+            }
+            self.keep_waiting(m, start)?;
+            m.sleep_ms(0);
+        }
+    }
+
+    /// The bounds of a wait for the lock that began at `start`: gives up after four leases,
+    /// and renews this host's lease as it goes.
+    fn keep_waiting<M: Medium>(&mut self, m: &M, start: u64) -> Result<(), Error> {
+        let lease = u64::from(self.sb.timing.lease_ms);
+        let now = m.now_ms();
+        if now.saturating_sub(start) > 4 * lease {
+            self.abandon(m);
+            return Err(Error::TimedOut);
+        }
+        if now.saturating_sub(self.renewed_ms) > lease / 4 {
+            if let Err(e) = self.renew(m) {
+                if !e.is_fatal() {
+                    self.abandon(m);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves the bakery without the lock: not choosing, no ticket. Best effort: a host that
+    /// cannot write its slot is expired by the others after a lease.
+    fn abandon<M: Medium>(&mut self, m: &M) {
+        let _ = self.write_slot(
+            m,
+            SlotRecord {
+                choosing: false,
+                ticket: 0,
+                ..self.rec
+            },
+        );
     }
 
     /// Notes whether slot `j` changed since this host last looked. A free slot is not watched;

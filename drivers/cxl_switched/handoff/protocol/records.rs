@@ -32,13 +32,51 @@ pub(crate) fn read_slot<M: Medium>(
     let base = sb.slot_offset(slot);
     let a = SlotRecord::decode(&read_record(m, base)?);
     let b = SlotRecord::decode(&read_record(m, base + RECORD_BYTES)?);
-    Ok(match (a, b) {
+    Ok(current_slot(a, b))
+}
+
+/// Of a slot's two copies, the current record and the copy the next write goes to.
+fn current_slot(
+    a: Result<SlotRecord, RecordError>,
+    b: Result<SlotRecord, RecordError>,
+) -> (Result<SlotRecord, RecordError>, u32) {
+    match (a, b) {
         (Ok(a), Ok(b)) if b.generation > a.generation => (Ok(b), 0),
         (Ok(a), _) => (Ok(a), 1),
         (Err(_), Ok(b)) => (Ok(b), 0),
         // Neither valid: report the first copy's reason; a write goes to copy 0.
         (Err(e), Err(_)) => (Err(e), 0),
-    })
+    }
+}
+
+/// How many times [`read_slot_settled`] reads a slot before it calls it unsettled.
+const SETTLE_READS: u32 = 4;
+
+/// Reads both copies of slot `slot` and then copy 0 again; if copy 0 did not change, the slot's
+/// host completed at most one write (to copy 1) while it was read, so the result is its record
+/// from some instant of the read, as [`read_slot`]'s is not: two writes between the reads of
+/// copy 0 and copy 1, the second torn, would yield the record from before both. Returns the
+/// current record (or why neither copy is valid), or `None` if copy 0 kept changing.
+///
+/// # Errors
+///
+/// The error of a read.
+pub(crate) fn read_slot_settled<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+) -> Result<Option<Result<SlotRecord, RecordError>>, Error> {
+    let base = sb.slot_offset(slot);
+    for _ in 0..SETTLE_READS {
+        let a = read_record(m, base)?;
+        let b = read_record(m, base + RECORD_BYTES)?;
+        if read_record(m, base)? == a {
+            return Ok(Some(
+                current_slot(SlotRecord::decode(&a), SlotRecord::decode(&b)).0,
+            ));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads record `index` of table `kind`: the current copy and the copy a write goes to.
