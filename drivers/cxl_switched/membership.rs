@@ -375,7 +375,7 @@ impl Membership {
         let mut blocks = {
             let mut st = self.state.lock();
             st.leaving = true;
-            core::mem::replace(&mut st.blocks, KVec::new())
+            core::mem::take(&mut st.blocks)
         };
         let (stuck, n, err) = self.offline(&mut blocks);
         self.stop();
