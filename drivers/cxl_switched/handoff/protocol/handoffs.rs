@@ -15,8 +15,8 @@ impl Host {
     /// # Errors
     ///
     /// [`Error::Invalid`] for extents that are empty, overlap, pass the last block or are not
-    /// this host's, or a target that is not a live member; [`Error::Full`] if every handoff record is
-    /// in use; the error of the lock, a read or a write.
+    /// this host's, or a target that is not a live member; [`Error::Full`] if every handoff
+    /// record is in use; the error of the lock, a read or a write.
     pub(crate) fn offer<M: Medium>(
         &mut self,
         m: &M,

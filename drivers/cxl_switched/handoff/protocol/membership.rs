@@ -152,7 +152,8 @@ impl Host {
     /// # Errors
     ///
     /// [`Error::Expired`] if half the lease is gone, [`Error::Evicted`] if the slot holds another
-    /// host's record, [`Error::Fenced`] if another host fenced this one; the error of a read or write.
+    /// host's record, [`Error::Fenced`] if another host fenced this one; the error of a read or
+    /// a write.
     pub(crate) fn renew<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.guard(m)?;
         match read_slot(m, &self.sb, self.slot)?.0 {
