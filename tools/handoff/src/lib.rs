@@ -29,4 +29,6 @@ mod lock_tests;
 #[cfg(test)]
 mod protocol_tests;
 #[cfg(test)]
+mod rollback_tests;
+#[cfg(test)]
 mod shared_tests;

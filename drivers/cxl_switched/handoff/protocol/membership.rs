@@ -291,6 +291,9 @@ impl Host {
     /// returns.
     pub(crate) fn leave<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.locked_op(m, |me, m| {
+            // A dead holder's transaction first: this one must not overwrite what its rollback
+            // needs (the blocks reaped here are freed with this host's own).
+            me.reap_expired(m)?;
             let (slot, epoch) = (me.slot, me.rec.epoch);
             let tx = me.begin(m, Op::Leave)?;
             for index in 0..me.sb.handoffs {

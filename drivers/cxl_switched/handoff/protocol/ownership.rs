@@ -76,6 +76,9 @@ impl Host {
         to: Owner,
     ) -> Result<u64, Error> {
         self.locked_op(m, |h, m| {
+            // A dead holder's transaction first: this one must not overwrite what its rollback
+            // needs.
+            h.reap_expired(m)?;
             let tx = h.begin(m, Op::Return)?;
             let (me, epoch) = (h.slot_id, h.rec.epoch);
             let n = h.update_owners(m, &tx, |b, o| {
