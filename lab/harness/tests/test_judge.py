@@ -68,5 +68,60 @@ class JudgeTest(unittest.TestCase):
         self.assertEqual(self.problems(v), [])
 
 
+ABORT = ("qemu-system-x86_64: system/physmem.c:2678: iotlb_to_section: "
+         "Assertion `section_index < d->map.sections_nb' failed.\n")
+
+
+class EmulatorFaultTest(unittest.TestCase):
+    def boot(self, logdir: Path, signo: int, err: str = "", good: bool = False, timed_out=False):
+        b = lab.Boot("a", "single", logdir)
+        b.console.write_text(GOOD_KUNIT if good else "")
+        b.output.write_text(GOOD_SCENARIO if good else "")
+        b.qemu_err.write_text(err)
+        b.proc = subprocess.Popen(["sh", "-c", f"kill -{signo} $$" if signo else "exit 0"])
+        b.proc.wait()
+        b.timed_out = timed_out
+        return b
+
+    def test_only_qemus_own_abort_is_a_fault(self):
+        d = Path(tempfile.mkdtemp())
+        self.assertIn("iotlb_to_section", self.boot(d, 6, ABORT).emulator_fault())
+        # The harness's kill at a timeout, a kill with no assertion, a clean exit: verdicts.
+        self.assertIsNone(self.boot(d, 9, ABORT, timed_out=True).emulator_fault())
+        self.assertIsNone(self.boot(d, 9).emulator_fault())
+        self.assertIsNone(self.boot(d, 0, ABORT).emulator_fault())
+
+    def run_with(self, runs):
+        """run_scenario over canned boots, one list of boots per call of boot_hosts."""
+        d = Path(tempfile.mkdtemp())
+        calls = []
+
+        def fake(fab, name, hosts, logdir, reboot=None):
+            calls.append(name)
+            return runs[len(calls) - 1](d)
+        real, lab.boot_hosts = lab.boot_hosts, fake
+        try:
+            v = lab.run_scenario({}, {"name": "single", "hosts": ["a"]}, d)
+        finally:
+            lab.boot_hosts = real
+        return v, calls
+
+    def test_a_fault_runs_the_scenario_once_more(self):
+        v, calls = self.run_with([lambda d: [self.boot(d, 6, ABORT)],
+                                  lambda d: [self.boot(d, 0, good=True)]])
+        self.assertEqual(len(calls), 2)
+        self.assertEqual([p for x in v for p in x.problems], [])
+
+    def test_a_second_fault_fails(self):
+        v, calls = self.run_with([lambda d: [self.boot(d, 6, ABORT)]] * 2)
+        self.assertEqual(len(calls), 2)
+        self.assertTrue(any("status -6" in p for x in v for p in x.problems))
+
+    def test_a_guest_failure_is_not_retried(self):
+        v, calls = self.run_with([lambda d: [self.boot(d, 0)]] * 2)
+        self.assertEqual(len(calls), 1)
+        self.assertTrue(any("no scenario KTAP output" in p for x in v for p in x.problems))
+
+
 if __name__ == "__main__":
     unittest.main()
