@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""The portal header, version 1.0, decoded from its specification alone.
+"""The portal header, version 2.0, decoded from its specification alone.
 
 Written from Documentation/admin-guide/mm/cxl-switched-abi.rst, without the
 driver's code, so that it can check what that code wrote:
 
     portal_spec.py check FILE [--final]   check the invariants of a portal
     portal_spec.py image KIND OUT BS SIZE write a test image for the lab:
-                                          corrupt, newer, foreign (a first
+                                          corrupt, newer, older, foreign (a first
                                           page); hostile-slot, hostile-members
                                           (one record a hostile peer wrote)
 
@@ -25,6 +25,7 @@ NO_SLOT, QUARANTINED = 0xFFFF, 0xFFFE
 ENTRIES = 26
 KIND_MEMBERS, KIND_OWNERS, KIND_HANDOFF = 1, 2, 3
 SLOT_KIND = 0x544F4C53
+MAJOR = 2  # the only major version this checker reads
 
 
 def crc32c(data: bytes) -> int:
@@ -61,7 +62,7 @@ def superblock(img: bytes) -> dict:
             "slot_size", "flags", "members", "owners", "handoffs",
             "handoff_count", "lease_ms", "settle_ms", "state"]
     sb = dict(zip(keys, f))
-    if sb["major"] != 1 or sb["record_size"] != RECORD or sb["state"] != 2:
+    if sb["major"] != MAJOR or sb["record_size"] != RECORD or sb["state"] != 2:
         raise Violation(f"superblock: version {sb['major']}.{sb['minor']}, "
                         f"record size {sb['record_size']}, state {sb['state']}")
     return sb
@@ -178,18 +179,22 @@ def hostile(kind: str) -> bytes:
 
 
 def image(kind: str, block_size: int, size: int) -> bytes:
-    """A first page for the lab: a valid v1 superblock made corrupt or newer,
+    """A first page for the lab: a valid superblock made corrupt, newer or older,
     or foreign data; or one hostile record (see hostile())."""
     if kind.startswith("hostile-"):
         return hostile(kind)
     rec = bytearray(RECORD)
     rec[:8] = MAGIC
     count = size // block_size
-    struct.pack_into("<HHIQ16sQQIIQIIQQQIIII", rec, 8, 1, 0, RECORD, 2, bytes(range(16)),
+    struct.pack_into("<HHIQ16sQQIIQIIQQQIIII", rec, 8, MAJOR, 0, RECORD, 2, bytes(range(16)),
                      block_size, count, 1, 16, 4096, 512, 0, 0x3000, 0x4000, 0x5000,
                      16, 5000, 100, 2)
     if kind == "newer":
-        struct.pack_into("<H", rec, 8, 2)
+        struct.pack_into("<H", rec, 8, MAJOR + 1)
+        seal(rec)
+    elif kind == "older":
+        # Version 1: its hosts reclaim on lease expiry alone.
+        struct.pack_into("<H", rec, 8, 1)
         seal(rec)
     elif kind == "corrupt":
         seal(rec)

@@ -43,7 +43,7 @@ cp -r "$REPO/lab/guest/scenarios" "$root/lab/"
 # corrupt v1 header, a v2 header, records a hostile peer wrote
 # (checkers/portal_spec.py, from the spec), and a zero record.
 mkdir -p "$root/lab/images"
-for kind in foreign corrupt newer hostile-slot hostile-members; do
+for kind in foreign corrupt newer older hostile-slot hostile-members; do
 	python3 "$REPO/checkers/portal_spec.py" image "$kind" "$root/lab/images/$kind" 0x8000000 0x20000000
 done
 head -c 256 /dev/zero >"$root/lab/images/zero"

@@ -2,7 +2,8 @@
 # The protocol tier: what checks the portal protocol beyond unit tests.
 #
 #   1. stress: 8 processes on one file-backed portal, 10^5 operations,
-#      SIGKILLs at random points; the workers check block stamps and the
+#      SIGKILLs (each confirmed off by the parent, the fence agent) and
+#      SIGSTOP pauses of 1-4 leases (never confirmed) at random points; the workers check block stamps and the
 #      lock's exclusion as they go, then checkers/portal_spec.py (written
 #      from the spec, not from the driver's code) checks the final tables;
 #      a corrupted copy of the result must fail that check;
@@ -26,8 +27,14 @@ notok() { echo "not ok - $*"; fail=$((fail + 1)); }
 
 # ---- stress ----
 img=$OUT/stress.img
-if "$BIN/portal-stress" "$img" --procs 8 --ops 100000 --kill-every 1000 --json >"$OUT/stress.json"; then
-	ok "stress: $(jq -r '"\(.operations) operations by \(.workers) processes, \(.kills) SIGKILLs, \(.violations) violations, \(.seconds | floor) s"' "$OUT/stress.json")"
+if "$BIN/portal-stress" "$img" --procs 8 --ops 100000 --kill-every 1000 --pause-every 200 \
+	--json >"$OUT/stress.json"; then
+	ok "stress: $(jq -r '"\(.operations) operations by \(.workers) processes, \(.kills) SIGKILLs, \(.pauses) pauses of 1-4 leases, \(.violations) violations, \(.suspects_left) suspects left, \(.seconds | floor) s"' "$OUT/stress.json")"
+	if jq -e '.operations >= 100000 and .kills >= 20 and .pauses >= 200' "$OUT/stress.json" >/dev/null; then
+		ok "stress: at least 10^5 operations, 20 SIGKILLs and 200 pauses"
+	else
+		notok "stress: fewer than 10^5 operations, 20 SIGKILLs or 200 pauses"
+	fi
 else
 	cat "$OUT/stress.json" 2>/dev/null
 	notok "stress: portal-stress reported violations or failed"

@@ -2,19 +2,20 @@
 
 //! The errno of each handoff protocol error, in one place, and how the kernel prints one.
 //!
-//! | protocol error                 | errno             | meaning for the caller             |
-//! |--------------------------------|-------------------|------------------------------------|
-//! | `Medium`                       | `EIO`             | the header could not be accessed   |
-//! | `NotKept`                      | `EIO`             | the device drops what is written   |
-//! | `Header(Newer)`                | `EPROTONOSUPPORT` | a newer major version              |
-//! | any other `Header`             | `EUCLEAN`         | not a header to use                |
-//! | `Corrupt`                      | `EUCLEAN`         | a table record has no valid copy   |
-//! | `Overflow`                     | `EUCLEAN`         | a counter at its largest value     |
-//! | `Expired`, `Fenced`, `Evicted` | `ESTALE`          | this host is no member any more    |
-//! | `Full`                         | `ENOSPC`          | every host slot or record taken    |
-//! | `Busy`                         | `EBUSY`           | another host is formatting         |
-//! | `Invalid`                      | `EINVAL`          | a request the tables refuse        |
-//! | `TimedOut`                     | `ETIMEDOUT`       | a bounded wait ended               |
+//! | protocol error                   | errno             | meaning for the caller                 |
+//! |----------------------------------|-------------------|----------------------------------------|
+//! | `Medium`                         | `EIO`             | the header could not be accessed       |
+//! | `NotKept`                        | `EIO`             | the device drops what is written       |
+//! | `Header(Newer)`, `Header(Older)` | `EPROTONOSUPPORT` | another major version                  |
+//! | any other `Header`               | `EUCLEAN`         | not a header to use                    |
+//! | `Corrupt`                        | `EUCLEAN`         | a table record has no valid copy       |
+//! | `Overflow`                       | `EUCLEAN`         | a counter at its largest value         |
+//! | `Expired`, `Fenced`, `Evicted`   | `ESTALE`          | this host is no member any more        |
+//! | `Full`                           | `ENOSPC`          | every host slot or record taken        |
+//! | `Busy`                           | `EBUSY`           | another host is formatting             |
+//! | `Suspect`                        | `EAGAIN`          | a silent host holds the lock: fence it |
+//! | `Invalid`                        | `EINVAL`          | a request the tables refuse            |
+//! | `TimedOut`                       | `ETIMEDOUT`       | a bounded wait ended                   |
 
 use kernel::{
     error::{code::*, Error},
@@ -27,13 +28,16 @@ impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         match e {
             ProtocolError::Medium | ProtocolError::NotKept => EIO,
-            ProtocolError::Header(HeaderError::Newer { .. }) => EPROTONOSUPPORT,
+            ProtocolError::Header(HeaderError::Newer { .. } | HeaderError::Older { .. }) => {
+                EPROTONOSUPPORT
+            }
             ProtocolError::Header(_) | ProtocolError::Corrupt(..) | ProtocolError::Overflow(_) => {
                 EUCLEAN
             }
             ProtocolError::Expired | ProtocolError::Fenced | ProtocolError::Evicted => ESTALE,
             ProtocolError::Full(_) => ENOSPC,
             ProtocolError::Busy => EBUSY,
+            ProtocolError::Suspect => EAGAIN,
             ProtocolError::Invalid(_) => EINVAL,
             ProtocolError::TimedOut => ETIMEDOUT,
         }

@@ -179,10 +179,10 @@ mod abi {
             BootState::Refused(HeaderError::Corrupt { .. })
         ));
         let mut newer = ready([1; 16]);
-        newer.major = 2;
+        newer.major = 3;
         assert_eq!(
             boot_state(&page_with(&newer.encode())?, &GEO),
-            BootState::Refused(HeaderError::Newer { major: 2, minor: 0 })
+            BootState::Refused(HeaderError::Newer { major: 3, minor: 0 })
         );
         let other = Geometry {
             block_count: 8,

@@ -1,11 +1,12 @@
 # Scenario (d), the boot check refuses what it must not join: a portal
 # holding foreign data, a header with a flipped byte (bad CRC32C), a header
-# of a newer major version. Each is written into the raw portal's first
+# of version 1 (whose hosts reclaim without fencing), a header of a newer
+# major version. Each is written into the raw portal's first
 # page (/lab/images, made from the spec by checkers/portal_spec.py); binding
 # cxl_switched then fails with one dmesg line naming the reason, and
 # nothing is onlined. Formatting over foreign data takes the administrator
 # naming the portal by its serial number (reformat=).
-ktap_plan refuse 11
+ktap_plan refuse 13
 
 lab_bringup || { diag "lab bring-up failed: see the console log"; return 0; }
 pn=$(dax_node "$PORTAL_DAX")
@@ -49,15 +50,17 @@ check "foreign data: refused" refused foreign 'Structure needs cleaning' 'not a 
 check "foreign data: nothing onlined, the device stays unbound" nothing
 check "a flipped byte: refused" refused corrupt 'Structure needs cleaning' 'portal header checksum mismatch'
 check "a flipped byte: nothing onlined" nothing
+check "version 1 (reclaims without fencing): refused" refused older 'Protocol not supported' 'portal header of major version 1, whose hosts reclaim without fencing'
+check "version 1: nothing onlined" nothing
 check "a newer major version: refused" refused newer 'Protocol not supported' 'portal header of a newer major version'
 check "a newer major version: nothing onlined" nothing
 # The version half-word, read from a known base (an unset base read
 # physical address 8).
 version_kept() {
 	num "$PORTAL_BASE" "the portal's base" || return 1
-	is_eq "$(devmem "$(printf '0x%x' $((PORTAL_BASE + 8)))" 16)" 2
+	is_eq "$(devmem "$(printf '0x%x' $((PORTAL_BASE + 8)))" 16)" 3
 }
-check "the header was left as it was (still version 2)" version_kept
+check "the header was left as it was (still version 3)" version_kept
 rmmod cxl_switched
 put_image /lab/images/foreign
 # A named device left unbound (an empty PORTAL_DAX's "driver" is absent).

@@ -260,7 +260,9 @@ fn reason(e: &HeaderError) -> String {
                 e.as_str()
             )
         }
-        HeaderError::Newer { major, minor } => format!("{} ({major}.{minor})", e.as_str()),
+        HeaderError::Newer { major, minor } | HeaderError::Older { major, minor } => {
+            format!("{} ({major}.{minor})", e.as_str())
+        }
         _ => e.as_str().to_string(),
     }
 }

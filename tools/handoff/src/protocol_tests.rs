@@ -44,6 +44,22 @@ fn owned(h: &Host, m: &SimHost<'_>) -> Vec<u64> {
     v
 }
 
+/// The fence agent's confirmation, given to `to`: `dead` is off.
+fn fence(to: &mut Host, m: &SimHost<'_>, dead: &Host) {
+    to.confirm_fenced(m, dead.slot(), dead.uuid())
+        .expect("confirm fenced");
+}
+
+/// The fence agent's confirmation that every incarnation of a dead process
+/// (the hosts it joined as, `uuids`) is off, given to `to`.
+fn fence_all(to: &mut Host, m: &SimHost<'_>, uuids: &[[u8; 16]]) {
+    for slot in 0..GEO.host_slots {
+        for u in uuids {
+            let _ = to.confirm_fenced(m, slot, *u);
+        }
+    }
+}
+
 /// Lets time pass while the `live` hosts keep their leases, until every
 /// other member has been reaped (or `ms` passed).
 fn pass(mem: &SharedMem, live: &mut [(&mut Host, &SimHost<'_>)], ms: u64) {
@@ -53,7 +69,11 @@ fn pass(mem: &SharedMem, live: &mut [(&mut Host, &SimHost<'_>)], ms: u64) {
         mem.advance(step);
         t += step;
         for (h, m) in live.iter_mut() {
-            h.heartbeat(*m).expect("heartbeat");
+            if let Err(e) = h.heartbeat(*m) {
+                let mut s = Vec::new();
+                h.suspects(*m, |x| s.push(x)).unwrap();
+                panic!("heartbeat: {e:?}; suspects {s:?}");
+            }
         }
     }
 }
@@ -147,25 +167,63 @@ fn hosts_claim_disjoint_blocks_and_return_them() {
     assert_eq!(d.epoch(), 2);
 }
 
+/// Regression (v1 reaped on expiry alone): a host that pauses for ten
+/// leases is a suspect, and keeps every block and its membership; when it
+/// resumes it self-fences: it takes nothing more and gives back what it has.
 #[test]
-fn an_expired_host_is_fenced_then_reaped_and_stops() {
+fn a_paused_host_keeps_its_blocks_until_fenced_and_self_fences() {
     let mem = mem();
     let (ma, mb) = (mem.host(), mem.host());
     let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
     a.claim(&ma, 5).unwrap();
     b.claim(&mb, 5).unwrap();
-    // Half a lease of silence: nothing happens.
-    pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms / 2));
-    assert_eq!(owned(&b, &mb).len(), 5);
-    pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms) * 2);
+    pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms) * 10);
+    assert_eq!(owned(&b, &mb).len(), 5, "b took a paused host's blocks");
+    assert_eq!(owned(&a, &ma).len(), 5);
+    let mut suspects: Vec<protocol::Suspect> = Vec::new();
+    b.suspects(&mb, |s| suspects.push(s)).unwrap();
+    assert_eq!(suspects.len(), 1);
     assert_eq!(
-        owned(&b, &mb).len(),
-        10,
-        "b reaps a's blocks after the lease"
+        (suspects[0].slot, suspects[0].host, suspects[0].confirmed),
+        (a.slot(), Some(a.uuid()), false)
     );
-    // a comes back: it finds its lease gone and stops.
+    assert!(suspects[0].silent_ms >= u64::from(TIMING.lease_ms) * 9);
+    // a resumes: its lease lapsed, so it takes nothing more...
     assert_eq!(a.renew(&ma), Err(Error::Expired));
     assert_eq!(a.claim(&ma, 1).unwrap_err(), Error::Expired);
+    // ... and gives back what it has, then joins again with a new epoch.
+    a.leave(&ma).unwrap();
+    assert_eq!(b.claim(&mb, 40).unwrap(), 35);
+    let a2 = join(&ma, 1);
+    assert!(owned(&a2, &ma).is_empty());
+    check(&mb);
+}
+
+/// A host confirmed off by the fence agent is reaped by the next heartbeat;
+/// if it was only paused after all, it finds itself fenced and stops.
+#[test]
+fn a_host_confirmed_off_is_reaped_and_stops() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    a.claim(&ma, 5).unwrap();
+    b.claim(&mb, 5).unwrap();
+    // The confirmation must name the slot's host.
+    assert!(matches!(
+        b.confirm_fenced(&mb, a.slot(), [0xee; 16]),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        b.confirm_fenced(&mb, b.slot(), b.uuid()),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        b.confirm_fenced(&mb, 99, a.uuid()),
+        Err(Error::Invalid(_))
+    ));
+    fence(&mut b, &mb, &a);
+    pass(&mem, &mut [(&mut b, &mb)], u64::from(TIMING.lease_ms));
+    assert_eq!(owned(&b, &mb).len(), 10, "b reaps a once a is fenced");
     let sb = protocol::records::read_superblock(&mb).unwrap();
     assert_eq!(
         protocol::records::read_member(&mb, &sb, a.slot())
@@ -173,10 +231,42 @@ fn an_expired_host_is_fenced_then_reaped_and_stops() {
             .state,
         MemberState::Fenced
     );
+    // Its lease lapsed: it takes nothing; it cannot even give up: it was fenced.
+    assert_eq!(a.claim(&ma, 1).unwrap_err(), Error::Expired);
+    assert_eq!(a.leave(&ma).unwrap_err(), Error::Fenced);
     // It rejoins with a new epoch (maybe in its old slot) and owns nothing.
     let a2 = join(&ma, 1);
     assert!(a2.epoch() > a.epoch() || a2.slot() != a.slot());
     assert!(owned(&a2, &ma).is_empty());
+    check(&mb);
+}
+
+/// Regression (v1 passed a lock holder once its lease expired): a host that
+/// pauses inside the lock for five leases is never overtaken; the others'
+/// operations fail with `Suspect` and write nothing.
+#[test]
+fn a_paused_lock_holder_is_never_overtaken() {
+    let mem = mem();
+    let (ma, mb) = (mem.host(), mem.host());
+    let (mut a, mut b) = (join(&ma, 1), join(&mb, 2));
+    let before = owned(&b, &mb).len();
+    let r = a
+        .locked(&ma, |_| {
+            // b keeps its lease all along.
+            for _ in 0..25 {
+                mem.advance(u64::from(TIMING.lease_ms / 5));
+                b.renew(&mb).unwrap();
+            }
+            let r = b.claim(&mb, 3);
+            b.renew(&mb).unwrap();
+            r
+        })
+        .unwrap();
+    assert_eq!(r, Err(Error::Suspect));
+    assert_eq!(owned(&b, &mb).len(), before);
+    // a resumed: it unlocked; b gets the lock now.
+    b.renew(&mb).unwrap();
+    assert_eq!(b.claim(&mb, 3).unwrap(), 3);
     check(&mb);
 }
 
@@ -318,7 +408,8 @@ fn crash_everywhere(step: Step, reaped: bool) {
             assert!(n > 1);
             return;
         }
-        // x is dead: y (which kept its lease) reaps it after the lease.
+        // x is dead and fenced: y (which kept its lease) reaps it.
+        fence_all(&mut y, &my, &[uuid(1), uuid(8), uuid(9)]);
         pass(&mem, &mut [(&mut y, &my)], u64::from(TIMING.lease_ms) * 3);
         let owners = check(&my);
         // Nothing lost: every block is y's or free, and y got x's.
@@ -399,6 +490,7 @@ fn crash_during_release() {
         mx.die_after(n);
         let r = x.release(&mx, i, id);
         let done = r.is_ok() && mx.writes() - before < n;
+        fence_all(&mut y, &my, &[uuid(1)]);
         pass(&mem, &mut [(&mut y, &my)], u64::from(TIMING.lease_ms) * 3);
         check(&my);
         // Released or reaped, x's blocks are all y's in the end.
@@ -452,7 +544,8 @@ fn target_dies_after_accepting_source_gets_blocks_back() {
         .offer(&ma, b.slot(), &[Extent { start: 0, count: 2 }])
         .unwrap();
     b.accept(&mb, i, id).unwrap();
-    // b dies: a, which still holds the pages, gets the blocks back.
+    // b dies and is fenced: a, which still holds the pages, gets the blocks back.
+    fence(&mut a, &ma, &b);
     pass(&mem, &mut [(&mut a, &ma)], u64::from(TIMING.lease_ms) * 3);
     let h = protocol::records::read_handoff(&ma, a.superblock(), i).unwrap();
     assert_eq!(
@@ -519,24 +612,28 @@ fn a_stale_format_is_redone_and_a_corrupt_superblock_refused() {
     ));
 }
 
+/// A host dead inside the lock holds everyone up, for a lease at a time
+/// (`Suspect`, nothing written), until it is fenced; then the next lock
+/// reaps it and goes on.
 #[test]
-fn a_host_dead_holding_a_ticket_delays_the_lock_by_a_lease_only() {
+fn a_host_dead_holding_a_ticket_blocks_the_lock_until_fenced() {
     let mem = mem();
-    let (ma, mb) = (mem.host(), mem.host());
-    let mut a = join(&ma, 1);
+    let (ma, mb, mc) = (mem.host(), mem.host(), mem.host());
+    let (mut a, mut c) = (join(&ma, 1), join(&mc, 3));
+    a.claim(&ma, 2).unwrap();
     // a dies inside the lock: after its ticket, before its transaction.
     ma.die_after(3);
     assert!(a.claim(&ma, 1).is_err());
-    // A new host joins: it waits for a's lease to expire, no longer.
-    let t0 = mb.now_ms();
-    let mut b = join(&mb, 2);
-    let waited = mb.now_ms() - t0;
+    let t0 = mc.now_ms();
+    assert_eq!(c.claim(&mc, 1), Err(Error::Suspect));
+    let waited = mc.now_ms() - t0;
     assert!(waited >= u64::from(TIMING.lease_ms), "waited {waited} ms");
-    assert!(
-        waited < 3 * u64::from(TIMING.lease_ms),
-        "waited {waited} ms"
-    );
-    assert_eq!(b.claim(&mb, 40).unwrap(), 40);
+    assert!(waited < 2 * u64::from(TIMING.lease_ms), "waited {waited} ms");
+    c.renew(&mc).unwrap();
+    fence(&mut c, &mc, &a);
+    assert_eq!(c.claim(&mc, 40).unwrap(), 38);
+    let mut b = join(&mb, 2);
+    assert_eq!(b.claim(&mb, 40).unwrap(), 0);
     check(&mb);
 }
 

@@ -16,8 +16,8 @@ fn join(m: &SimHost<'_>, n: u8) -> Host {
     Host::join(m, sb, [n; 16]).unwrap()
 }
 
-/// x dies at its `n`-th write of an offer to y; y then, renewing its lease but before any
-/// heartbeat reaps x, does `first` (a write under the lock); then y's heartbeats reap x. Every
+/// x dies at its `n`-th write of an offer to y and is fenced; y then, renewing its lease but
+/// before any heartbeat reaps x, does `first` (a write under the lock); then y's heartbeats. Every
 /// block must end y's, free or quarantined (by y), in no handoff. Returns whether the offer completed (n too big).
 fn after_a_dead_offer(n: u64, first: fn(&mut Host, &SimHost<'_>) -> Result<(), Error>) -> bool {
     let mem = SharedMem::new(GEO.block_size as usize);
@@ -33,11 +33,12 @@ fn after_a_dead_offer(n: u64, first: fn(&mut Host, &SimHost<'_>) -> Result<(), E
     if done && mx.writes() - before < n {
         return true;
     }
-    // x's lease runs out while y only renews its own.
+    // x's lease runs out while y only renews its own; the fence agent confirms x off.
     for _ in 0..8 {
         mem.advance(u64::from(TIMING.lease_ms / 4));
         y.renew(&my).unwrap();
     }
+    y.confirm_fenced(&my, x.slot(), x.uuid()).unwrap();
     first(&mut y, &my).unwrap();
     for _ in 0..15 {
         mem.advance(u64::from(TIMING.lease_ms / 5));

@@ -151,7 +151,7 @@ fn superblock_layout_is_the_documented_one() {
     };
     let b = ready([0xab; 16], g).encode();
     assert_eq!(&b[0..8], b"CXLSWPTL");
-    assert_eq!(b[0x08..0x0c], [1, 0, 0, 0]);
+    assert_eq!(b[0x08..0x0c], [2, 0, 0, 0]);
     assert_eq!(b[0x0c..0x10], [0, 1, 0, 0]);
     assert_eq!(b[0x10..0x18], 1u64.to_le_bytes());
     assert_eq!(b[0x28..0x30], (128u64 << 20).to_le_bytes());
@@ -205,14 +205,18 @@ proptest! {
     }
 
     #[test]
-    fn newer_majors_are_refused_older_minors_are_not(major in 2u16.., minor in any::<u16>(), g in geometry()) {
+    fn other_majors_are_refused_other_minors_are_not(major in 3u16.., minor in any::<u16>(), g in geometry()) {
         prop_assume!(fits(&g));
         let mut b = ready([5; 16], g).encode();
         b[0x08..0x0a].copy_from_slice(&major.to_le_bytes());
         b[0x0a..0x0c].copy_from_slice(&minor.to_le_bytes());
         reseal(&mut b);
         prop_assert_eq!(boot_state(&start_with(&b), &g), BootState::Refused(HeaderError::Newer { major, minor }));
+        // Version 1 hosts reclaim without fencing: no v2 host shares a portal with them.
         b[0x08..0x0a].copy_from_slice(&1u16.to_le_bytes());
+        reseal(&mut b);
+        prop_assert_eq!(boot_state(&start_with(&b), &g), BootState::Refused(HeaderError::Older { major: 1, minor }));
+        b[0x08..0x0a].copy_from_slice(&2u16.to_le_bytes());
         reseal(&mut b);
         prop_assert!(matches!(boot_state(&start_with(&b), &g), BootState::Formatted(_)));
     }

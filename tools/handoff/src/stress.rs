@@ -1,6 +1,12 @@
 //! The protocol stress test: worker processes share one file-backed portal
 //! and do random joins, claims, returns, handoffs and leaves while the
-//! parent kills them with SIGKILL at random points and starts new ones.
+//! parent kills them with SIGKILL at random points and starts new ones, and
+//! pauses them with SIGSTOP for one to four leases before SIGCONT.
+//!
+//! The parent is also the fence agent: a worker it killed is confirmed off
+//! ([`protocol::confirm_fenced`] on its slot, once the kill is done); a
+//! paused one never is, so its blocks must stay its own however long it is
+//! stopped.
 //!
 //! Each worker checks what it can see of the invariants as it goes: a block
 //! it owns carries its stamp (a block owned twice gets another host's), and
@@ -34,13 +40,15 @@ const TIMING: Timing = Timing {
 };
 const HANDOFFS: u32 = 8;
 
-/// The portal's bytes, then one page of counters.
+/// The portal's bytes, then the counters.
 const PORTAL_BYTES: usize = (GEO.block_size * GEO.block_count) as usize;
 const FILE_BYTES: usize = PORTAL_BYTES + 4096;
 /// Counters: the lock witness, violations, then per worker its operations.
 const WITNESS: usize = PORTAL_BYTES;
 const VIOLATIONS: usize = PORTAL_BYTES + 8;
 const OPS: usize = PORTAL_BYTES + 64;
+/// Per worker, the UUID it joins (or last joined) with, as two words.
+const UUIDS: usize = PORTAL_BYTES + 1024;
 /// Most workers (one counter each).
 pub const MAX_WORKERS: usize = 64;
 
@@ -74,6 +82,20 @@ struct Worker {
     rng: Rng,
     host: Option<Host>,
     mine: Vec<u64>,
+    /// A membership whose lease lapsed, still giving up what it has.
+    lapsed: Option<Host>,
+}
+
+fn load_uuid(m: &FileMedium, at: usize) -> [u8; 16] {
+    let mut u = [0u8; 16];
+    u[..8].copy_from_slice(&m.load(at).to_le_bytes());
+    u[8..].copy_from_slice(&m.load(at + 8).to_le_bytes());
+    u
+}
+
+fn store_uuid(m: &FileMedium, at: usize, u: [u8; 16]) {
+    m.store(at, u64::from_le_bytes(u[..8].try_into().unwrap()));
+    m.store(at + 8, u64::from_le_bytes(u[8..].try_into().unwrap()));
 }
 
 impl Worker {
@@ -94,7 +116,10 @@ impl Worker {
     fn join(&mut self) -> Result<(), Error> {
         let sb = *protocol::boot::open(&self.m, &GEO, uuid(&mut self.rng), HANDOFFS, TIMING)?
             .superblock();
-        let h = Host::join(&self.m, sb, uuid(&mut self.rng))?;
+        let id = uuid(&mut self.rng);
+        // Known to the fence agent before it is written anywhere.
+        store_uuid(&self.m, UUIDS + 16 * self.index, id);
+        let h = Host::join(&self.m, sb, id)?;
         self.mine.clear();
         self.host = Some(h);
         self.count();
@@ -143,6 +168,16 @@ impl Worker {
     }
 
     fn step(&mut self) -> Result<(), Error> {
+        if let Some(mut h) = self.lapsed.take() {
+            // Self-fencing: it joins again only once it has given up what it had.
+            return match h.leave(&self.m) {
+                Err(e) if !e.is_gone() => {
+                    self.lapsed = Some(h);
+                    Err(e)
+                }
+                _ => Ok(()),
+            };
+        }
         if self.host.is_none() {
             return self.join();
         }
@@ -239,7 +274,13 @@ impl Worker {
             _ => {
                 let mut h = self.host.take().unwrap();
                 self.mine.clear();
-                h.leave(m)?;
+                if let Err(e) = h.leave(m) {
+                    // Not gone: it still has its slot, and tries again (see the top).
+                    if !e.is_gone() {
+                        self.lapsed = Some(h);
+                    }
+                    return Err(e);
+                }
                 self.count();
                 return Ok(());
             }
@@ -258,12 +299,19 @@ pub fn worker(path: &Path, index: usize, seed: u64) -> Result<()> {
         rng: Rng(seed | 1),
         host: None,
         mine: Vec::new(),
+        lapsed: None,
     };
     loop {
         match w.step() {
             Ok(()) => {}
+            Err(Error::Expired) => {
+                // Its lease lapsed (it was paused): it self-fences. It stops using its blocks,
+                // gives them back (see step) and joins again.
+                w.mine.clear();
+                w.lapsed = w.host.take();
+            }
             Err(e) if e.is_fatal() => {
-                // Fenced, expired or evicted: stop using the portal, join again.
+                // Fenced or evicted: stop using the portal, join again.
                 w.host = None;
                 w.mine.clear();
             }
@@ -282,10 +330,37 @@ pub struct Summary {
     pub workers: usize,
     pub operations: u64,
     pub kills: u64,
+    pub pauses: u64,
+    pub suspects_left: u64,
     pub violations: u64,
     pub seconds: f64,
     pub final_owned: u64,
     pub final_free: u64,
+}
+
+/// The fence agent's confirmation that host `u` (a worker it killed) is
+/// off, recorded on whichever slot holds it. A worker killed before its
+/// claim landed holds none: nothing to confirm.
+fn fence(m: &FileMedium, u: [u8; 16]) -> Result<()> {
+    let sb = protocol::records::read_superblock(m)
+        .map_err(|e| anyhow::anyhow!("fencing: {}", e.as_str()))?;
+    for slot in 0..sb.geometry.host_slots {
+        match protocol::confirm_fenced(m, &sb, slot, u) {
+            Ok(()) | Err(Error::Invalid(_)) => {}
+            Err(e) => bail!("fencing slot {slot}: {}", e.as_str()),
+        }
+    }
+    Ok(())
+}
+
+/// Sends SIGSTOP or SIGCONT to a worker.
+fn signal(c: &Child, sig: libc::c_int) -> Result<()> {
+    let pid = libc::pid_t::try_from(c.id()).context("worker pid")?;
+    // SAFETY: kill(2) takes any pid and signal number; it touches no memory of ours.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        bail!("signal {sig} to worker {pid}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn spawn(exe: &Path, path: &Path, index: usize, seed: u64) -> Result<Child> {
@@ -300,14 +375,16 @@ fn spawn(exe: &Path, path: &Path, index: usize, seed: u64) -> Result<Child> {
 }
 
 /// The parent: `workers` processes until `ops` operations in total, a
-/// SIGKILL every `kill_every` operations on average; then a last host reaps
-/// the dead.
+/// SIGKILL every `kill_every` operations on average and a SIGSTOP of one to
+/// four leases every `pause_every` (0: none); then a last host reaps the
+/// dead.
 pub fn run(
     exe: &Path,
     path: &PathBuf,
     workers: usize,
     ops: u64,
     kill_every: u64,
+    pause_every: u64,
     seed: u64,
 ) -> Result<Summary> {
     if workers == 0 || workers > MAX_WORKERS {
@@ -328,16 +405,41 @@ pub fn run(
     // whatever point a random worker is), not with time: a stalled portal
     // must not be killed into a slower one.
     let mut next_kill = kill_every / 2 + rng.below(kill_every.max(1));
+    let mut next_pause = pause_every / 2 + rng.below(pause_every.max(1));
+    let (mut pauses, mut paused) = (0, Vec::<(usize, Instant)>::new());
+    let lease = Duration::from_millis(u64::from(TIMING.lease_ms));
     while total(&m) < ops {
         std::thread::sleep(Duration::from_millis(2 + rng.below(8)));
+        // Progress goes on while workers are paused: count it from the others.
         if total(&m) >= next_kill {
             next_kill = total(&m) + kill_every / 2 + rng.below(kill_every.max(1));
             let i = rng.below(workers as u64) as usize;
             let _ = children[i].kill();
             let _ = children[i].wait();
+            paused.retain(|&(p, _)| p != i);
+            // Off for sure: the fence agent confirms it.
+            fence(&m, load_uuid(&m, UUIDS + 16 * i))?;
             kills += 1;
             children[i] = spawn(exe, path, i, rng.next_u64())?;
         }
+        if pause_every != 0 && total(&m) >= next_pause && paused.len() + 2 < workers {
+            next_pause = total(&m) + pause_every / 2 + rng.below(pause_every.max(1));
+            // One of the workers that runs.
+            let running: Vec<usize> =
+                (0..workers).filter(|i| !paused.iter().any(|&(p, _)| p == *i)).collect();
+            let i = running[rng.below(running.len() as u64) as usize];
+            {
+                signal(&children[i], libc::SIGSTOP)?;
+                let stop = lease + lease.mul_f64(rng.below(3000) as f64 / 1000.0);
+                paused.push((i, Instant::now() + stop));
+                pauses += 1;
+            }
+        }
+        let now = Instant::now();
+        for &(i, _) in paused.iter().filter(|&&(_, until)| until <= now) {
+            signal(&children[i], libc::SIGCONT)?;
+        }
+        paused.retain(|&(_, until)| until > now);
         if start.elapsed() > Duration::from_secs(900) {
             bail!("only {} operations after 15 minutes", total(&m));
         }
@@ -348,11 +450,21 @@ pub fn run(
     let sb = *protocol::boot::open(&m, &GEO, uuid(&mut rng), HANDOFFS, TIMING)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.as_str()))?
         .superblock();
-    let mut h = Host::join(&m, sb, uuid(&mut rng))
-        .map_err(|e| anyhow::anyhow!("final join: {}", e.as_str()))?;
-    for c in children.iter_mut() {
+    for &(i, _) in &paused {
+        signal(&children[i], libc::SIGCONT)?;
+    }
+    let mut h = loop {
+        match Host::join(&m, sb, uuid(&mut rng)) {
+            Ok(h) => break h,
+            // A worker resuming from its pause may hold the lock a little longer.
+            Err(Error::Suspect) | Err(Error::TimedOut) if start.elapsed() < Duration::from_secs(900) => {}
+            Err(e) => bail!("final join: {}", e.as_str()),
+        }
+    };
+    for (i, c) in children.iter_mut().enumerate() {
         let _ = c.kill();
         let _ = c.wait();
+        fence(&m, load_uuid(&m, UUIDS + 16 * i))?;
     }
     let until = Instant::now() + Duration::from_millis(u64::from(TIMING.lease_ms) * 3);
     while Instant::now() < until {
@@ -360,6 +472,11 @@ pub fn run(
         h.heartbeat(&m)
             .map_err(|e| anyhow::anyhow!("final heartbeat: {}", e.as_str()))?;
     }
+    // Every worker was killed and confirmed off, and reaped: none is left a
+    // suspect (a membership its worker dropped without leaving would be).
+    let mut left: Vec<protocol::Suspect> = Vec::new();
+    h.suspects(&m, |s| left.push(s))
+        .map_err(|e| anyhow::anyhow!("final suspects: {}", e.as_str()))?;
     let (mut final_owned, mut final_free) = (0, 0);
     protocol::records::for_each_owner(&m, &sb, |_, o| {
         if o.is_free() {
@@ -373,7 +490,9 @@ pub fn run(
         workers,
         operations,
         kills,
+        pauses,
         violations: m.load(VIOLATIONS),
+        suspects_left: left.len() as u64,
         seconds: start.elapsed().as_secs_f64(),
         final_owned,
         final_free,

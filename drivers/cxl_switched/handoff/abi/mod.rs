@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The portal header's records, version 1.0: encode, decode and validate.
+//! The portal header's records, version 2.0: encode, decode and validate.
 //!
 //! All fields are little-endian; every reference into the portal is a device offset, never a
 //! host physical address, as each host maps the device at its own address. Every record is
@@ -32,8 +32,11 @@ use super::crc32c::crc32c;
 
 /// The superblock's magic.
 pub(crate) const MAGIC: [u8; 8] = *b"CXLSWPTL";
-/// The major version this code writes and the largest it reads.
-pub(crate) const MAJOR: u16 = 1;
+/// The major version this code writes and the only one it reads.
+///
+/// Version 2 reclaims a silent host's blocks only once it is fenced; version 1 hosts reclaim on
+/// lease expiry alone, which is unsafe for a host that pauses. The two cannot share a portal.
+pub(crate) const MAJOR: u16 = 2;
 /// The minor version this code writes.
 pub(crate) const MINOR: u16 = 0;
 /// The size of every record: superblock, host slot, table record copy.

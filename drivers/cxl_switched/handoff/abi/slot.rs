@@ -2,8 +2,9 @@
 
 //! Host slots: per host, its state, heartbeat, bakery ticket and intent.
 //!
-//! A slot is written only by the host that occupies it; every slot has two copies and a writer
-//! overwrites the older one, so a torn write leaves the newer intact.
+//! A slot is written only by the host that occupies it, until that host is confirmed off: then
+//! by the hosts that fence and reap it (it writes nothing more). Every slot has two copies and a
+//! writer overwrites the older one, so a torn write leaves the newer intact.
 
 use super::{le32, le64, put32, put64, seal, sealed, RecordError, RECORD_SIZE};
 
@@ -17,15 +18,20 @@ pub(crate) enum SlotState {
     Claiming = 1,
     /// A member's.
     Member = 2,
+    /// Its host (joining or a member) was confirmed off by a fence agent or an administrator;
+    /// it awaits reaping. Written by the host the confirmation was given to; the rest of the
+    /// record is the fenced host's last.
+    Fenced = 3,
 }
 
-/// A copy of a host slot: written only by the host that occupies it. Every slot has two copies;
-/// a writer overwrites the older one, so a torn write leaves the newer intact.
+/// A copy of a host slot: written by the host that occupies it, and once it is confirmed off by
+/// the hosts that fence and reap it. Every slot has two copies; a writer overwrites the older
+/// one, so a torn write leaves the newer intact.
 ///
 /// | offset | size | field                                            |
 /// |--------|------|--------------------------------------------------|
 /// | 0x00   | 4    | kind, `0x544f4c53` ("SLOT")                      |
-/// | 0x04   | 4    | state: 0 free, 1 claiming, 2 member              |
+/// | 0x04   | 4    | state: 0 free, 1 claiming, 2 member, 3 fenced    |
 /// | 0x08   | 8    | generation: +1 on every write (the heartbeat)    |
 /// | 0x10   | 16   | host UUID                                        |
 /// | 0x20   | 4    | epoch: the member table's epoch of this join     |
@@ -94,6 +100,7 @@ impl SlotRecord {
             0 => SlotState::Free,
             1 => SlotState::Claiming,
             2 => SlotState::Member,
+            3 => SlotState::Fenced,
             _ => return Err(RecordError::Invalid),
         };
         let choosing = match le32(b, 0x24) {

@@ -5,7 +5,7 @@
 //! | offset | size | field                                                          |
 //! |--------|------|----------------------------------------------------------------|
 //! | 0x00   | 8    | magic, `CXLSWPTL`                                              |
-//! | 0x08   | 2    | major version (1): a reader refuses a larger one               |
+//! | 0x08   | 2    | major version (2): a reader refuses any other                  |
 //! | 0x0a   | 2    | minor version (0): a reader ignores what a larger one adds     |
 //! | 0x0c   | 4    | record size in bytes (256)                                     |
 //! | 0x10   | 8    | generation: +1 on every rewrite of the record                  |
@@ -105,6 +105,8 @@ pub(crate) enum HeaderError {
     Corrupt { stored: u32, computed: u32 },
     /// A portal header of a newer major version.
     Newer { major: u16, minor: u16 },
+    /// A portal header of an older major version, whose hosts this one cannot share it with.
+    Older { major: u16, minor: u16 },
     /// A valid record that describes an impossible or different portal.
     Geometry(&'static str),
 }
@@ -116,6 +118,9 @@ impl HeaderError {
             HeaderError::Foreign => "not a portal header (unknown magic)",
             HeaderError::Corrupt { .. } => "portal header checksum mismatch (torn or corrupt)",
             HeaderError::Newer { .. } => "portal header of a newer major version",
+            HeaderError::Older { .. } => {
+                "portal header of major version 1, whose hosts reclaim without fencing"
+            }
             HeaderError::Geometry(why) => why,
         }
     }
@@ -207,6 +212,9 @@ impl Superblock {
         }
         if major == 0 {
             return Err(HeaderError::Geometry("portal header of major version 0"));
+        }
+        if major < MAJOR {
+            return Err(HeaderError::Older { major, minor });
         }
         if le32(b, 0x0c) != RECORD_SIZE_FIELD {
             return Err(HeaderError::Geometry(

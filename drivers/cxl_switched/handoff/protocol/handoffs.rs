@@ -49,7 +49,7 @@ impl Host {
             h.extents[i] = *e;
         }
         self.locked_op(m, |me, m| {
-            me.reap_expired(m)?;
+            me.reap_fenced(m)?;
             let tm = read_member(m, &me.sb, target)?;
             if tm.state != MemberState::Live {
                 return Err(Error::Invalid("the target is not a live member"));
@@ -103,7 +103,7 @@ impl Host {
             return Err(Error::Invalid("no such handoff record"));
         }
         self.locked_op(m, |me, m| {
-            me.reap_expired(m)?;
+            me.reap_fenced(m)?;
             let h = read_handoff(m, &me.sb, index)?;
             if h.id != id || h.state == HandoffState::Free {
                 return Err(Error::Invalid("no such handoff in progress"));

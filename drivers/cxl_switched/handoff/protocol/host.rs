@@ -37,6 +37,8 @@ pub(crate) struct Host {
     pub(super) txid: u64,
     pub(super) renewed_ms: u64,
     pub(super) seen: [Seen; u32_as_usize(MAX_HOST_SLOTS)],
+    /// Giving up what it has ([`Host::leave`]): allowed even once its lease lapsed.
+    pub(super) leaving: bool,
 }
 
 impl Host {
@@ -55,6 +57,11 @@ impl Host {
         self.rec.epoch
     }
 
+    /// The UUID this host joined with: it names this incarnation of the host in its slot.
+    pub(crate) fn uuid(&self) -> [u8; 16] {
+        self.rec.host
+    }
+
     /// Writes this host's slot record (to the older copy) and remembers it.
     pub(super) fn write_slot<M: Medium>(
         &mut self,
@@ -71,8 +78,12 @@ impl Host {
         Ok(())
     }
 
-    /// Checks that this host may still write to the portal: its lease is not half gone.
+    /// Checks that this host may still write to the portal: its lease is not half gone, or it
+    /// is giving up what it has (which needs no lease: nobody reclaims it unless it is fenced).
     pub(super) fn guard<M: Medium>(&self, m: &M) -> Result<(), Error> {
+        if self.leaving {
+            return Ok(());
+        }
         let held = m.now_ms().saturating_sub(self.renewed_ms);
         if held > u64::from(self.sb.timing.lease_ms / 2) {
             return Err(Error::Expired);

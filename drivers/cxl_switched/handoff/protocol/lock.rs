@@ -36,12 +36,13 @@ impl Host {
     /// while it holds the lock, with the same ticket. A slot is therefore read *settled*
     /// ([`read_slot_settled`]): a read that two or more of its host's writes overlapped could
     /// return a record from before the last of them, such as the holder's doorway. A slot that
-    /// is not settled, or has no valid copy, is waited for, never skipped. A host whose lease
-    /// expired is not waited for (it stopped writing half a lease ago and is reaped once the
-    /// lock is held).
+    /// is not settled, or has no valid copy, is waited for, never skipped. Nor is a host whose
+    /// lease expired: it may only be paused, and resume inside the lock. Only a host confirmed
+    /// off ([`Host::confirm_fenced`]: its slot is fenced) is not waited for.
     ///
     /// # Errors
     ///
+    /// [`Error::Suspect`] after a lease of waiting for a host that does not change its slot,
     /// [`Error::TimedOut`] after four leases, [`Error::Overflow`] for a peer's ticket at its
     /// largest value, the errors of [`Host::renew`], a read or a write.
     pub(super) fn lock<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
@@ -93,13 +94,13 @@ impl Host {
             // A fenced or departed member's last ticket does not count; a joining host's does.
             let live = read_member(m, &self.sb, j)?;
             let counts = |r: &SlotRecord| match r.state {
-                SlotState::Free => false,
+                SlotState::Free | SlotState::Fenced => false,
                 SlotState::Claiming => true,
                 SlotState::Member => live.state == MemberState::Live && live.epoch == r.epoch,
             };
             loop {
                 let wait = match self.settled(m, j, start)? {
-                    Some(r) if counts(&r) && !self.expired(m, j) => {
+                    Some(r) if counts(&r) => {
                         r.choosing
                             || (r.ticket != 0 && (r.ticket, j) < (self.rec.ticket, self.slot))
                     }
@@ -108,17 +109,32 @@ impl Host {
                 if !wait {
                     break;
                 }
+                if self.expired(m, j) {
+                    // Paused or dead: either way, nobody passes it until it is fenced.
+                    self.abandon(m);
+                    return Err(Error::Suspect);
+                }
                 self.keep_waiting(m, start)?;
                 m.sleep_ms(0);
             }
         }
         // Holding the lock: our own lease must still be good for what we write under it.
-        self.renew(m)?;
+        if let Err(e) = self.renew(m) {
+            if !e.is_gone() {
+                self.unlock(m)?;
+            }
+            return Err(e);
+        }
         Ok(())
     }
 
+
     /// Slot `j`'s record once it reads settled and valid, waiting while it does not (its host
-    /// is writing it); `None` for a slot nobody ever wrote, or whose host's lease expired.
+    /// is writing it); `None` for a slot nobody ever wrote.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Suspect`] if the slot stays unsettled for a lease; those of [`Host::lock`].
     fn settled<M: Medium>(
         &mut self,
         m: &M,
@@ -130,7 +146,10 @@ impl Host {
             match read_slot_settled(m, &self.sb, j)? {
                 Some(Ok(r)) => return Ok(Some(r)),
                 Some(Err(RecordError::Zero)) => return Ok(None),
-                _ if self.expired(m, j) => return Ok(None),
+                _ if self.expired(m, j) => {
+                    self.abandon(m);
+                    return Err(Error::Suspect);
+                }
                 _ => {}
             }
             self.keep_waiting(m, start)?;
@@ -149,7 +168,7 @@ impl Host {
         }
         if now.saturating_sub(self.renewed_ms) > lease / 4 {
             if let Err(e) = self.renew(m) {
-                if !e.is_fatal() {
+                if !e.is_gone() {
                     self.abandon(m);
                 }
                 return Err(e);
@@ -202,7 +221,9 @@ impl Host {
         )
     }
 
-    /// Runs `f` holding the lock, and unlocks whatever it returns.
+    /// Runs `f` holding the lock, and unlocks whatever it returns. A transaction that `f` left
+    /// unfinished is rolled back first, unless this host was fenced or evicted (then it writes
+    /// nothing more: its reaper rolled it back).
     pub(super) fn locked_op<M: Medium, T>(
         &mut self,
         m: &M,
@@ -210,10 +231,16 @@ impl Host {
     ) -> Result<T, Error> {
         self.lock(m)?;
         let r = f(self, m);
-        let u = if matches!(r, Err(e) if e.is_fatal()) {
+        let gone = matches!(r, Err(Error::Fenced | Error::Evicted));
+        let u = if gone {
             Ok(())
         } else {
-            self.unlock(m)
+            let undone = if r.is_err() {
+                self.rollback_own(m)
+            } else {
+                Ok(())
+            };
+            undone.and(self.unlock(m))
         };
         let v = r?;
         u?;

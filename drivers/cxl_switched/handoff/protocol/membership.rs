@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Join, lease renewal and heartbeat, fencing and reaping, leave.
+//! Join, lease renewal and heartbeat, suspects and fencing, reaping, leave.
 
 use super::super::num::u32_as_usize;
 use super::abi::{
@@ -9,22 +9,23 @@ use super::abi::{
 };
 use super::host::UNSEEN;
 use super::medium::write_record;
-use super::records::{read_handoff, read_member, read_slot, slot_mark};
+use super::records::{read_handoff, read_member, read_slot};
 use super::{Error, Host, Medium, Op};
 
 impl Host {
     /// Joins a portal: claims a free host slot (a claim that must survive a settle time, as two
-    /// hosts may write the same slot at once), then, under the portal lock, reaps what expired,
-    /// fences a previous member of the slot that did not leave, and records this host's new
-    /// epoch in the member table.
+    /// hosts may write the same slot at once), then, under the portal lock, reaps a previous
+    /// member of the slot that gave it up without leaving, and records this host's new epoch in
+    /// the member table.
     ///
-    /// A host that finds no free slot watches the others for a lease and takes one whose
-    /// occupant is gone: a claim never finished, or a member nobody reaped yet.
+    /// A slot is free if nobody wrote it, its occupant left, or its member was fenced. A slot
+    /// whose occupant went silent is not free until that host is fenced: it may only be paused.
     ///
     /// # Errors
     ///
-    /// [`Error::Full`] if no slot is free nor abandoned after a lease; [`Error::Overflow`] for a
-    /// peer's counter at its largest value; the error of the lock, a read or a write.
+    /// [`Error::Full`] if no slot is free; [`Error::Suspect`] if a silent host holds the lock;
+    /// [`Error::Overflow`] for a peer's counter at its largest value; the error of the lock, a
+    /// read or a write.
     pub(crate) fn join<M: Medium>(m: &M, sb: Superblock, uuid: [u8; 16]) -> Result<Self, Error> {
         let slots = sb.geometry.host_slots;
         let first = u32::from(uuid[0]).checked_rem(slots).unwrap_or(0);
@@ -45,22 +46,9 @@ impl Host {
                 }
             }
         }
-        // No free slot: watch them all for a lease; one that did not change is abandoned.
-        let mut marks = [None; u32_as_usize(MAX_HOST_SLOTS)];
-        for (slot, mark) in (0..slots).zip(marks.iter_mut()) {
-            *mark = slot_mark(m, &sb, slot)?;
-        }
-        m.sleep_ms(sb.timing.lease_ms.saturating_add(sb.timing.settle_ms));
-        for n in 0..slots {
-            let slot = wrap(first + n, slots);
-            let before = marks.get(u32_as_usize(slot)).copied().flatten();
-            if before.is_some() && slot_mark(m, &sb, slot)? == before {
-                if let Some(host) = Self::try_slot(m, sb, slot, uuid)? {
-                    return Ok(host);
-                }
-            }
-        }
-        Err(Error::Full("every host slot is taken"))
+        Err(Error::Full(
+            "every host slot is taken (a silent host's slot is free once it is fenced)",
+        ))
     }
 
     /// Claims `slot` (a claim that must survive a settle time, as two hosts may write the same
@@ -105,12 +93,14 @@ impl Host {
             txid: 0,
             renewed_ms: claimed,
             seen: [UNSEEN; u32_as_usize(MAX_HOST_SLOTS)],
+            leaving: false,
         };
-        host.renew(m)?;
-        match host.finish_join(m) {
+        match host.renew(m).and_then(|()| host.finish_join(m)) {
             Ok(()) => Ok(Some(host)),
             Err(e) => {
-                if !e.is_fatal() {
+                // Give the slot up, even after a pause (a lapsed claim that stayed would be a
+                // suspect until fenced), unless it is no longer this host's to write.
+                if !e.is_gone() {
                     let _ = host.write_slot(m, SlotRecord::FREE);
                 }
                 Err(e)
@@ -121,10 +111,10 @@ impl Host {
     pub(super) fn finish_join<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.lock(m)?;
         let r = (|| {
-            self.reap_expired(m)?;
+            self.reap_fenced(m)?;
             let old = read_member(m, &self.sb, self.slot)?;
             if old.state == MemberState::Live {
-                // The slot's last member never left: it is gone (its slot was free or fenced).
+                // The slot's last member gave the slot up (wrote it free) without leaving.
                 self.reap(m, self.slot, old.epoch, 0)?;
             }
             let epoch = old.epoch.wrapping_add(1).max(1);
@@ -151,9 +141,9 @@ impl Host {
     ///
     /// # Errors
     ///
-    /// [`Error::Expired`] if half the lease is gone, [`Error::Evicted`] if the slot holds another
-    /// host's record, [`Error::Fenced`] if another host fenced this one; the error of a read or
-    /// a write.
+    /// [`Error::Expired`] if half the lease is gone (unless it is leaving): the host self-fences,
+    /// see [`Host::leave`]; [`Error::Evicted`] if the slot holds another host's record,
+    /// [`Error::Fenced`] if another host fenced this one; the error of a read or a write.
     pub(crate) fn renew<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.guard(m)?;
         match read_slot(m, &self.sb, self.slot)?.0 {
@@ -172,62 +162,146 @@ impl Host {
         Ok(())
     }
 
-    /// The heartbeat: renews the lease, and reaps hosts whose lease expired. Returns the number
-    /// of hosts reaped (their blocks are this host's now).
+    /// The heartbeat: renews the lease, watches the other slots, and reaps the hosts confirmed
+    /// off ([`Host::confirm_fenced`]). Returns the number of hosts reaped (their blocks are this
+    /// host's now). A host whose lease expired is only a suspect ([`Host::suspects`]).
     ///
     /// # Errors
     ///
     /// The errors of [`Host::renew`], then of the lock and of reaping.
     pub(crate) fn heartbeat<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
         self.renew(m)?;
-        if !self.observe(m)? {
+        self.observe(m)?;
+        if !self.any_fenced(m)? {
             return Ok(0);
         }
-        self.locked_op(m, |h, m| h.reap_expired(m))
+        self.locked_op(m, |h, m| h.reap_fenced(m))
     }
 
-    /// Fences and reaps every member whose lease expired. Called holding the lock.
+    /// Records in the header that the host `uuid` in slot `slot` is off, as a fence agent or
+    /// an administrator confirmed it to this host: see [`confirm_fenced`].
     ///
-    /// First every expired member's unfinished transaction is rolled back, then each is reaped:
-    /// a reap rewrites records, and must not meet another dead host's half-written ones.
-    pub(super) fn reap_expired<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for this host's own slot; those of [`confirm_fenced`].
+    pub(crate) fn confirm_fenced<M: Medium>(
+        &mut self,
+        m: &M,
+        slot: u32,
+        uuid: [u8; 16],
+    ) -> Result<(), Error> {
+        if slot == self.slot {
+            return Err(Error::Invalid("a host cannot fence itself"));
+        }
+        confirm_fenced(m, &self.sb, slot, uuid)
+    }
+
+    /// Calls `f` for every suspect: another host whose slot did not change for a lease and that
+    /// still holds its slot (joining or a live member), and every host confirmed off that is
+    /// not reaped yet. A suspect keeps its blocks and any ticket it holds until it is fenced.
+    ///
+    /// # Errors
+    ///
+    /// The error of a read.
+    pub(crate) fn suspects<M: Medium>(
+        &mut self,
+        m: &M,
+        mut f: impl FnMut(Suspect),
+    ) -> Result<(), Error> {
         self.observe(m)?;
+        let now = m.now_ms();
         for j in 0..self.sb.geometry.host_slots {
-            if let Some((epoch, intent)) = self.expired_member(m, j)? {
-                if intent != 0 {
-                    self.rollback(m, j, epoch, intent)?;
+            if j == self.slot || !self.expired(m, j) {
+                continue;
+            }
+            let silent_ms = self
+                .seen
+                .get(u32_as_usize(j))
+                .map_or(0, |s| now.saturating_sub(s.since_ms));
+            let (host, epoch, confirmed) = match read_slot(m, &self.sb, j)?.0 {
+                Ok(r) if r.state == SlotState::Free => continue,
+                Ok(r) if r.state == SlotState::Member => {
+                    let mem = read_member(m, &self.sb, j)?;
+                    if mem.state != MemberState::Live || mem.epoch != r.epoch {
+                        continue;
+                    }
+                    (Some(r.host), r.epoch, false)
+                }
+                Ok(r) => (Some(r.host), r.epoch, r.state == SlotState::Fenced),
+                Err(_) => (None, 0, false),
+            };
+            f(Suspect {
+                slot: j,
+                host,
+                epoch,
+                silent_ms,
+                confirmed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reaps every host confirmed off (its slot [`SlotState::Fenced`]): first every such host's
+    /// unfinished transaction is rolled back (a reap rewrites records, and must not meet another
+    /// fenced host's half-written ones), then each is reaped and its slot freed. Called holding
+    /// the lock. Returns the number of members reaped.
+    pub(super) fn reap_fenced<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
+        let mut fenced = [None; u32_as_usize(MAX_HOST_SLOTS)];
+        for (j, d) in (0..self.sb.geometry.host_slots).zip(fenced.iter_mut()) {
+            if j == self.slot {
+                continue;
+            }
+            if let Ok(r) = read_slot(m, &self.sb, j)?.0 {
+                if r.state == SlotState::Fenced {
+                    if r.intent != 0 {
+                        self.rollback(m, j, r.epoch, r.intent)?;
+                    }
+                    *d = Some(r);
                 }
             }
         }
         let mut reaped = 0;
-        for j in 0..self.sb.geometry.host_slots {
-            if let Some((epoch, _)) = self.expired_member(m, j)? {
-                self.reap(m, j, epoch, 0)?;
+        for (j, d) in (0..self.sb.geometry.host_slots).zip(fenced.iter()) {
+            let Some(r) = d else {
+                continue;
+            };
+            let mem = read_member(m, &self.sb, j)?;
+            if mem.state == MemberState::Live && mem.epoch == r.epoch {
+                self.reap(m, j, r.epoch, 0)?;
                 reaped += 1;
             }
+            self.free_slot(m, j, r.generation)?;
         }
         Ok(reaped)
     }
 
-    /// The epoch and intent of the member in slot `j`, if it is live in the member table and
-    /// its lease expired.
-    pub(super) fn expired_member<M: Medium>(
-        &self,
-        m: &M,
-        j: u32,
-    ) -> Result<Option<(u32, u64)>, Error> {
-        if j == self.slot || !self.expired(m, j) {
-            return Ok(None);
+    /// Whether some slot holds a host confirmed off, not reaped yet.
+    fn any_fenced<M: Medium>(&self, m: &M) -> Result<bool, Error> {
+        for j in 0..self.sb.geometry.host_slots {
+            if let Ok(r) = read_slot(m, &self.sb, j)?.0 {
+                if r.state == SlotState::Fenced {
+                    return Ok(true);
+                }
+            }
         }
-        let mem = read_member(m, &self.sb, j)?;
-        if mem.state != MemberState::Live {
-            return Ok(None);
-        }
-        let intent = match read_slot(m, &self.sb, j)?.0 {
-            Ok(r) if r.epoch == mem.epoch => r.intent,
-            _ => 0,
+        Ok(false)
+    }
+
+    /// Frees the slot of a reaped host: a record newer than its last.
+    fn free_slot<M: Medium>(&mut self, m: &M, j: u32, generation: u64) -> Result<(), Error> {
+        self.guard(m)?;
+        let (_, next_copy) = read_slot(m, &self.sb, j)?;
+        let rec = SlotRecord {
+            generation: generation.checked_add(1).ok_or(Error::Overflow(
+                "a host slot's generation is at its largest value",
+            ))?,
+            ..SlotRecord::FREE
         };
-        Ok(Some((mem.epoch, intent)))
+        write_record(
+            m,
+            self.sb.slot_offset(j) + u64::from(next_copy) * RECORD_BYTES,
+            &rec.encode(),
+        )
     }
 
     /// Reaps host `slot` of `epoch`, which is gone: rolls back its unfinished transaction,
@@ -281,19 +355,26 @@ impl Host {
         self.commit(m, tx)
     }
 
-    /// Leaves the portal: ends this host's handoffs as if it had died, frees the member entry
-    /// and the blocks it still owns, and frees its slot. The caller must have stopped using the
-    /// blocks. The host is no member afterwards, whatever this returns: drop it.
+    /// Leaves the portal: rolls back this host's own unfinished transaction, ends its handoffs
+    /// as if it had died, frees the member entry and the blocks it still owns, and frees its
+    /// slot. The caller must have stopped using the blocks. The host is no member afterwards,
+    /// whatever this returns: drop it.
+    ///
+    /// A host whose lease lapsed (a pause) leaves this way too: that is how it self-fences.
+    /// Nobody reclaimed its blocks, as it was not fenced; if it was, this fails with
+    /// [`Error::Fenced`] and writes nothing more.
     ///
     /// # Errors
     ///
     /// The error of the lock, a read or a write; the host is no member afterwards whatever this
     /// returns.
     pub(crate) fn leave<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
+        self.leaving = true;
         self.locked_op(m, |me, m| {
-            // A dead holder's transaction first: this one must not overwrite what its rollback
+            // Fenced hosts' transactions first: this one must not overwrite what their rollback
             // needs (the blocks reaped here are freed with this host's own).
-            me.reap_expired(m)?;
+            me.reap_fenced(m)?;
+            me.rollback_own(m)?;
             let (slot, epoch) = (me.slot, me.rec.epoch);
             let tx = me.begin(m, Op::Leave)?;
             for index in 0..me.sb.handoffs {
@@ -321,6 +402,68 @@ impl Host {
         })?;
         self.write_slot(m, SlotRecord::FREE)
     }
+}
+
+/// Records in the header that the host `uuid` in slot `slot` is off: a fence agent or an
+/// administrator confirmed it. Its slot is marked [`SlotState::Fenced`] (a record newer than its
+/// host's last, with no ticket): from then on no host waits for it, and the next heartbeat or
+/// lock holder of any host reaps it. Anyone who may write the portal may record it (a member, a
+/// joining host, the fence agent's client): the fenced host writes nothing more, and every
+/// confirmer writes the same record.
+///
+/// The confirmation is the fence's promise, not a finding of this code: a host that is only
+/// paused finds its slot fenced when it resumes and stops ([`Error::Evicted`]), but until then
+/// it may touch the blocks it had.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for a slot that does not exist, or one that does not hold host `uuid`
+/// (joining or a member); [`Error::Overflow`] for a slot generation at its largest value; the
+/// error of a read or a write.
+pub(crate) fn confirm_fenced<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+    uuid: [u8; 16],
+) -> Result<(), Error> {
+    if slot >= sb.geometry.host_slots {
+        return Err(Error::Invalid("no such host slot"));
+    }
+    let (r, next_copy) = read_slot(m, sb, slot)?;
+    let r = match r {
+        Ok(r) if r.host == uuid && r.state == SlotState::Fenced => return Ok(()),
+        Ok(r) if r.host == uuid && r.state != SlotState::Free => r,
+        _ => return Err(Error::Invalid("that host slot does not hold the host named")),
+    };
+    let fenced = SlotRecord {
+        state: SlotState::Fenced,
+        generation: r.generation.checked_add(1).ok_or(Error::Overflow(
+            "a host slot's generation is at its largest value",
+        ))?,
+        choosing: false,
+        ticket: 0,
+        ..r
+    };
+    write_record(
+        m,
+        sb.slot_offset(slot) + u64::from(next_copy) * RECORD_BYTES,
+        &fenced.encode(),
+    )
+}
+
+/// A host that stopped renewing its lease, as [`Host::suspects`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Suspect {
+    /// Its slot.
+    pub(crate) slot: u32,
+    /// The host its slot names, if the slot reads valid.
+    pub(crate) host: Option<[u8; 16]>,
+    /// Its epoch (0 while joining).
+    pub(crate) epoch: u32,
+    /// How long this host has seen its slot unchanged, in ms.
+    pub(crate) silent_ms: u64,
+    /// Whether it was confirmed off (its slot is fenced) and awaits its reaping.
+    pub(crate) confirmed: bool,
 }
 
 /// `v` modulo `n`, for `v < 2 * n`: slot numbers counted from a first one, wrapping once. (No

@@ -15,11 +15,16 @@
 //! reader invalidates first ([`Medium::invalidate`]). Every record has two copies and a writer
 //! overwrites the older, so a write torn by a crash leaves the previous record readable.
 //!
-//! Timing assumptions, which the lease and settle times of the superblock bound: a host
-//! completes a step (a read, a check of its own lease and the write that follows) well within
-//! one settle time, and hosts' clocks advance at the same rate to within a small fraction of a
-//! lease. A host stops writing to the portal half a lease after its last heartbeat; the others
-//! expire it only after they have seen its slot unchanged for a whole lease.
+//! Safety rests on no timing: any host may pause at any point, for any length, and resume where
+//! it was. Leases only decide when a host is *suspected*: a host whose slot did not change for a
+//! lease is a suspect, and stays one, with all it owns and any ticket it holds, until something
+//! outside it confirms that it is off ([`Host::confirm_fenced`]: a fence agent, or an
+//! administrator). Only then is it reaped. The bakery never skips a suspect, so a paused lock
+//! holder that resumes is still the only holder. A host that finds its own lease lapsed
+//! self-fences: it takes nothing more, gives up what it has ([`Host::leave`]) and joins again.
+//!
+//! Liveness does use time: a wait for the lock is bounded (four leases, or one lease on a
+//! suspect), and the settle times of format and slot claims give two racing hosts a winner.
 
 pub(crate) mod boot;
 // The handoff steps have no caller in the kernel until its migration interface: only the tools
@@ -36,6 +41,7 @@ mod tx;
 
 pub(crate) use host::Host;
 pub(crate) use medium::Medium;
+pub(crate) use membership::{confirm_fenced, Suspect};
 
 use super::abi::{self, HeaderError, Kind};
 
@@ -107,6 +113,9 @@ pub(crate) enum Error {
     Invalid(&'static str),
     /// The lock was not acquired within the bound.
     TimedOut,
+    /// A host that stopped renewing its lease holds the portal lock, or is choosing a ticket:
+    /// it may only be paused, so nothing is written until it resumes or is fenced.
+    Suspect,
     /// A counter in the header (a generation, a ticket) is at its largest value: no record can
     /// be newer than it, so the header cannot be used. Only a buggy or malicious peer gets there.
     Overflow(&'static str),
@@ -128,6 +137,9 @@ impl Error {
             Error::Busy => "another host is formatting the portal",
             Error::Invalid(why) => why,
             Error::TimedOut => "timed out waiting for the portal lock",
+            Error::Suspect => {
+                "a host that stopped renewing its lease holds the portal lock: fence it first"
+            }
             Error::Overflow(what) => what,
             Error::NotKept => {
                 "the portal does not keep what this host writes (a broken path or a failing device)"
@@ -138,6 +150,12 @@ impl Error {
     /// Whether the host must stop using the portal.
     pub(crate) fn is_fatal(&self) -> bool {
         matches!(self, Error::Expired | Error::Fenced | Error::Evicted)
+    }
+
+    /// Whether the host's slot is no longer its own to write: it was fenced, or another host
+    /// holds the slot. (A host whose lease merely lapsed still writes to give up what it has.)
+    pub(crate) fn is_gone(&self) -> bool {
+        matches!(self, Error::Fenced | Error::Evicted)
     }
 }
 

@@ -15,7 +15,7 @@ impl Host {
     /// write, after which the transaction is rolled back by the next reaper.
     pub(crate) fn claim<M: Medium>(&mut self, m: &M, want: u64) -> Result<u64, Error> {
         self.locked_op(m, |h, m| {
-            h.reap_expired(m)?;
+            h.reap_fenced(m)?;
             let tx = h.begin(m, Op::Claim)?;
             let (me, epoch) = (h.slot_id, h.rec.epoch);
             let mut left = want;
@@ -78,7 +78,7 @@ impl Host {
         self.locked_op(m, |h, m| {
             // A dead holder's transaction first: this one must not overwrite what its rollback
             // needs.
-            h.reap_expired(m)?;
+            h.reap_fenced(m)?;
             let tx = h.begin(m, Op::Return)?;
             let (me, epoch) = (h.slot_id, h.rec.epoch);
             let n = h.update_owners(m, &tx, |b, o| {

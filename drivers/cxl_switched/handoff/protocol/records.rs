@@ -44,6 +44,12 @@ fn current_slot(
         (Ok(a), Ok(b)) if b.generation > a.generation => (Ok(b), 0),
         (Ok(a), _) => (Ok(a), 1),
         (Err(_), Ok(b)) => (Ok(b), 0),
+        // One copy never written, the other not valid: no write to the slot ever completed
+        // (a first claim torn, or still going on), so it is an unwritten slot. Its host, if it
+        // is alive, has not reached the lock's doorway.
+        (Err(RecordError::Zero), Err(_)) | (Err(_), Err(RecordError::Zero)) => {
+            (Err(RecordError::Zero), 0)
+        }
         // Neither valid: report the first copy's reason; a write goes to copy 0.
         (Err(e), Err(_)) => (Err(e), 0),
     }

@@ -140,9 +140,9 @@ impl Host {
         self.put(m, tx, rec)
     }
 
-    /// Undoes transaction `txid` of the host in `slot` at `epoch`, which died before committing
-    /// it: every record whose current copy that transaction wrote goes back to its other copy.
-    /// Nothing else wrote these records since: the host died holding the lock.
+    /// Undoes transaction `txid` of the host in `slot` at `epoch`, which was fenced before it
+    /// committed it: every record whose current copy that transaction wrote goes back to its
+    /// other copy. Nothing else wrote these records since: the host was fenced holding the lock.
     pub(super) fn rollback<M: Medium>(
         &mut self,
         m: &M,
@@ -150,6 +150,29 @@ impl Host {
         epoch: u32,
         txid: u64,
     ) -> Result<(), Error> {
+        self.guard(m)?;
+        self.undo(m, slot, epoch, txid)
+    }
+
+    /// Undoes this host's own unfinished transaction, if it has one, and clears its intent.
+    /// Called holding the lock, after an error inside a transaction (even the lapse of this
+    /// host's lease: what it wrote must not stand half done) and when it leaves.
+    pub(super) fn rollback_own<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
+        if self.rec.intent == 0 {
+            return Ok(());
+        }
+        self.undo(m, self.slot, self.rec.epoch, self.rec.intent)?;
+        self.write_slot(
+            m,
+            SlotRecord {
+                intent: 0,
+                op: 0,
+                ..self.rec
+            },
+        )
+    }
+
+    fn undo<M: Medium>(&mut self, m: &M, slot: u32, epoch: u32, txid: u64) -> Result<(), Error> {
         let zero = [0u8; RECORD_SIZE];
         for kind in [Kind::Members, Kind::Owners, Kind::Handoff] {
             for index in 0..self.sb.records(kind) {
@@ -165,7 +188,6 @@ impl Host {
                     // No copy from before the transaction: keep what it wrote.
                     continue;
                 }
-                self.guard(m)?;
                 write_record(m, self.sb.record_offset(kind, index, 1 - next), &zero)?;
             }
         }

@@ -9,11 +9,13 @@ use clap::Parser;
 /// Stress the portal protocol: worker processes share one file-backed
 /// portal and do random joins, claims, returns, handoffs and leaves while
 /// this parent kills them with SIGKILL at random points and starts new
-/// ones. Workers check block stamps and the lock's exclusion as they go; at
+/// ones, and pauses them (SIGSTOP, then SIGCONT) if asked. It is also the
+/// fence agent: a killed worker is confirmed off, a paused one never. Workers check block stamps and the lock's exclusion as they go; at
 /// the end this process joins, reaps every dead worker and prints a
 /// summary. Check the file with checkers/portal_spec.py afterwards.
 ///
-/// Exit status: 0 without violations, 1 with, 2 on errors.
+/// Exit status: 0 without violations, 1 with (or with a host left a suspect
+/// after every worker was fenced and reaped), 2 on errors.
 #[derive(Parser, Debug)]
 #[command(name = "portal-stress", version)]
 struct Args {
@@ -32,6 +34,12 @@ struct Args {
     /// many operations on average.
     #[arg(long, default_value_t = 1000)]
     kill_every: u64,
+
+    /// Pause a random worker (SIGSTOP, for one to four leases, then SIGCONT)
+    /// every this many operations on average; 0: never. A paused worker is
+    /// never confirmed off, so nobody may take what it owns.
+    #[arg(long, default_value_t = 0)]
+    pause_every: u64,
 
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
@@ -60,18 +68,28 @@ fn main() -> ExitCode {
             args.procs,
             args.ops,
             args.kill_every,
+            args.pause_every,
             args.seed,
         )?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
         } else {
             println!(
-                "portal-stress: {} workers, {} operations, {} SIGKILLs in {:.1} s: {} violation(s); \
-                 after reaping, {} blocks owned by the last host, {} free",
-                s.workers, s.operations, s.kills, s.seconds, s.violations, s.final_owned, s.final_free
+                "portal-stress: {} workers, {} operations, {} SIGKILLs, {} pauses in {:.1} s: \
+                 {} violation(s); after reaping, {} blocks owned by the last host, {} free, \
+                 {} suspect(s) left",
+                s.workers,
+                s.operations,
+                s.kills,
+                s.pauses,
+                s.seconds,
+                s.violations,
+                s.final_owned,
+                s.final_free,
+                s.suspects_left
             );
         }
-        Ok(s.violations == 0)
+        Ok(s.violations == 0 && s.suspects_left == 0)
     })();
     match r {
         Ok(true) => ExitCode::SUCCESS,
