@@ -282,16 +282,22 @@ def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Ver
     return verdicts
 
 
+# How many times a scenario whose run QEMU itself aborted is run again.
+EMULATOR_RERUNS = 2
+
+
 def run_scenario(fab: dict, sc: dict, logdir: Path) -> list[Verdict]:
     print(f"==> scenario {sc['name']}: booting host(s) {', '.join(sc['hosts'])}", flush=True)
     boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir, reboot=sc.get("reboot", []))
-    faults = [f for f in (b.emulator_fault() for b in boots) if f]
-    if faults:
+    for attempt in range(1, EMULATOR_RERUNS + 1):
+        faults = [f for f in (b.emulator_fault() for b in boots) if f]
+        if not faults:
+            break
         # QEMU 10.0's TCG can abort on its own (lab/NOTES.md): that run tested nothing.
-        # Once more from a fresh portal; a second fault, or any guest failure, fails.
+        # Again from a fresh portal; a fault in every run, or any guest failure, fails.
         print(f"    ... {sc['name']}: emulator fault, not a verdict ({faults[0]}); "
-              "running the scenario once more", flush=True)
-        void = logdir / "void"
+              f"running the scenario again ({attempt} of {EMULATOR_RERUNS})", flush=True)
+        void = logdir / "void" / str(attempt)
         void.mkdir(parents=True, exist_ok=True)
         for b in boots:
             for f in (b.console, b.output, b.qemu_err):
