@@ -112,16 +112,22 @@ pub enum Kind {
     Device,
 }
 
-/// A read-only sysfs attribute that a driver puts on each bound device.
+/// A sysfs attribute that a driver puts on each bound device: read-only, or write-only.
 ///
-/// Drivers implement it on a field-less enum of their attributes, so that [`Driver::show`]
-/// matches on what is asked for rather than on a position in a list.
+/// Drivers implement it on a field-less enum of their attributes, so that [`Driver::show`] and
+/// [`Driver::store`] match on what is asked for rather than on a position in a list.
 pub trait Attribute: Copy + 'static {
     /// Every attribute, in the order sysfs lists them; at most [`MAX_ATTRIBUTES`].
     const ALL: &'static [Self];
 
     /// The attribute's file name.
     fn name(self) -> &'static CStr;
+
+    /// Whether the attribute is written, not read: a request to the driver, mode 0200, whose
+    /// writes go to [`Driver::store`]. Attributes are read-only (0444) unless they say so.
+    fn write_only(self) -> bool {
+        false
+    }
 }
 
 /// A dax driver.
@@ -135,7 +141,7 @@ pub trait Driver: 'static {
     /// The directory, below each bound device, of the driver's sysfs attributes.
     const ATTRIBUTE_DIR: &'static CStr;
 
-    /// The read-only sysfs attributes the driver puts on each bound device.
+    /// The sysfs attributes the driver puts on each bound device.
     type Attribute: Attribute;
 
     /// Whether `dev`, a device of [`Driver::KIND`], is meant for this driver and no other.
@@ -161,6 +167,16 @@ pub trait Driver: 'static {
     /// The error is what the read of the attribute fails with; text that does not fit the page
     /// should fail with [`EINVAL`].
     fn show(data: Pin<&Self::Data>, attr: Self::Attribute, out: &mut Formatter<'_>) -> Result;
+
+    /// Takes a write of `input` (at most one page, as written) to write-only attribute `attr` of
+    /// a bound device. Drivers without write-only attributes need not implement it.
+    ///
+    /// # Errors
+    ///
+    /// The error is what the write fails with; by default [`EINVAL`].
+    fn store(_data: Pin<&Self::Data>, _attr: Self::Attribute, _input: &[u8]) -> Result {
+        Err(EINVAL)
+    }
 }
 
 /// The sysfs attribute table of a registration: stable in memory, as sysfs points into it.
@@ -240,13 +256,17 @@ impl<T: Driver> Registration<T> {
             for (i, attr) in all.iter().enumerate() {
                 let a = &raw mut (*t).attrs[i];
                 (*a).attr.name = attr.name().as_char_ptr();
-                (*a).attr.mode = 0o444;
+                (*a).attr.mode = if attr.write_only() { 0o200 } else { 0o444 };
                 // As `sysfs_attr_init()` does for attributes that are not static.
                 #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
                 {
                     (*a).attr.key = crate::static_lock_class!().as_ptr();
                 }
-                (*a).__bindgen_anon_1.show = Some(Self::show_callback);
+                if attr.write_only() {
+                    (*a).__bindgen_anon_2.store = Some(Self::store_callback);
+                } else {
+                    (*a).__bindgen_anon_1.show = Some(Self::show_callback);
+                }
                 (*t).ptrs[i] = &raw mut (*a).attr;
             }
             (*t).group.name = T::ATTRIBUTE_DIR.as_char_ptr();
@@ -286,18 +306,50 @@ impl<T: Driver> Registration<T> {
         T::remove(dev, data);
     }
 
+    /// Which of the driver's attributes `attr` is.
+    ///
+    /// # Safety
+    ///
+    /// `attr` must point to a valid attribute.
+    unsafe fn which(attr: *const bindings::device_attribute) -> Option<T::Attribute> {
+        // SAFETY: The caller passes a valid attribute.
+        let name = unsafe { (*attr).attr.name };
+        <T::Attribute as Attribute>::ALL
+            .iter()
+            .copied()
+            .find(|a| core::ptr::eq(a.name().as_char_ptr(), name))
+    }
+
+    extern "C" fn store_callback(
+        dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *const c_char,
+        count: usize,
+    ) -> isize {
+        // SAFETY: sysfs calls store with a valid attribute of ours.
+        let Some(which) = (unsafe { Self::which(attr) }) else {
+            return EINVAL.to_errno() as isize;
+        };
+        // SAFETY: The attributes exist only while the device is bound, so the driver data is
+        // set; the driver core removes them before calling remove.
+        let ptr = unsafe { bindings::dev_get_drvdata(dev) };
+        // SAFETY: `ptr` came from `into_foreign` and stays valid while the device is bound.
+        let data = unsafe { <Pin<KBox<T::Data>> as ForeignOwnable>::borrow(ptr) };
+        // SAFETY: sysfs hands store `count` bytes at `buf`, at most one page.
+        let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+        match T::store(data, which, input) {
+            Ok(()) => isize::try_from(count).unwrap_or(isize::MAX),
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
     extern "C" fn show_callback(
         dev: *mut bindings::device,
         attr: *mut bindings::device_attribute,
         buf: *mut c_char,
     ) -> isize {
         // SAFETY: sysfs calls show with a valid attribute of ours.
-        let name = unsafe { (*attr).attr.name };
-        let Some(which) = <T::Attribute as Attribute>::ALL
-            .iter()
-            .copied()
-            .find(|a| core::ptr::eq(a.name().as_char_ptr(), name))
-        else {
+        let Some(which) = (unsafe { Self::which(attr) }) else {
             return EINVAL.to_errno() as isize;
         };
         // SAFETY: The attributes exist only while the device is bound, so the driver data is
