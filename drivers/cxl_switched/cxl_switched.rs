@@ -110,6 +110,10 @@ impl dax::Driver for PortalDriver {
     fn show(data: Pin<&Portal>, attr: sysfs::Attr, out: &mut Formatter<'_>) -> Result {
         data.show(attr, out)
     }
+
+    fn store(data: Pin<&Portal>, attr: sysfs::Attr, input: &[u8]) -> Result {
+        data.store(attr, input)
+    }
 }
 
 struct CxlSwitched {

@@ -150,7 +150,7 @@ mod abi {
         let sb = ready([7; 16]);
         let b = sb.encode();
         assert_eq!(&b[..8], b"CXLSWPTL");
-        assert_eq!(b[0x08], 1);
+        assert_eq!(b[0x08], 2);
         assert_eq!(b[0x3c], 64);
         assert_eq!(Superblock::decode(&b), Ok(sb));
         assert_eq!(boot_state(&page_with(&b)?, &GEO), BootState::Formatted(sb));
@@ -183,6 +183,13 @@ mod abi {
         assert_eq!(
             boot_state(&page_with(&newer.encode())?, &GEO),
             BootState::Refused(HeaderError::Newer { major: 3, minor: 0 })
+        );
+        // Version 1 hosts reclaim without fencing: not a portal to share with them.
+        let mut older = ready([1; 16]);
+        older.major = 1;
+        assert_eq!(
+            boot_state(&page_with(&older.encode())?, &GEO),
+            BootState::Refused(HeaderError::Older { major: 1, minor: 0 })
         );
         let other = Geometry {
             block_count: 8,
@@ -321,18 +328,25 @@ mod protocol {
     }
 
     #[test]
-    fn expired_host_is_reaped_after_its_lease() -> Result {
+    fn silent_host_is_a_suspect_and_reaped_once_fenced() -> Result {
         let m = Sim::new()?;
         let (mut a, mut b) = (join(&m, 1)?, join(&m, 2)?);
         assert_eq!(a.claim(&m, 5), Ok(5));
-        // b heartbeats; a is silent. Nothing before a lease, everything after.
-        for i in 0..15 {
+        // b heartbeats; a is silent: a suspect after a lease, but it keeps its blocks.
+        for _ in 0..15 {
             m.sleep_ms(200);
             assert!(b.heartbeat(&m).is_ok());
-            if i == 2 {
-                assert_eq!(count(&b, &m), 0);
-            }
         }
+        assert_eq!(count(&b, &m), 0);
+        let mut suspects = 0;
+        assert!(b
+            .suspects(&m, |s| suspects +=
+                u32::from(s.slot == a.slot() && !s.confirmed))
+            .is_ok());
+        assert_eq!(suspects, 1);
+        // Confirmed off: the next heartbeat reaps it.
+        assert!(b.confirm_fenced(&m, a.slot(), a.uuid()).is_ok());
+        assert_eq!(b.heartbeat(&m), Ok(1));
         assert_eq!(count(&b, &m), 5);
         assert_eq!(a.renew(&m), Err(Error::Expired));
         assert_eq!(
@@ -350,11 +364,12 @@ mod protocol {
         assert_eq!(a.give_back(&m, |blk| blk < 2), Ok(2));
         assert_eq!(b.claim(&m, 2), Ok(2));
         assert_eq!((count(&a, &m), count(&b, &m)), (2, 2));
-        // a dies at the fourth write of a claim (inside its transaction): b rolls it back,
-        // fences a and takes its two blocks; nothing is half-claimed.
+        // a dies at the fourth write of a claim (inside its transaction) and is confirmed off:
+        // b rolls it back, reaps a and takes its two blocks; nothing is half-claimed.
         m.budget.set(4);
         assert!(a.claim(&m, 3).is_err());
         m.budget.set(u64::MAX);
+        assert!(b.confirm_fenced(&m, a.slot(), a.uuid()).is_ok());
         for _ in 0..15 {
             m.sleep_ms(200);
             assert!(b.heartbeat(&m).is_ok());

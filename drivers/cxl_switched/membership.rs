@@ -26,11 +26,12 @@ use kernel::{
 use crate::{
     coherency::{Pass, Passes},
     handoff::{
-        abi::{Geometry, Superblock, Timing},
+        abi::{Geometry, Superblock, Timing, MAX_HOST_SLOTS},
         layout::PortalLayout,
+        num::u32_as_usize,
         protocol::{
             boot::{self, Opened},
-            Error as ProtocolError, Host,
+            Error as ProtocolError, Host, Suspect,
         },
     },
     medium::HeaderMedium,
@@ -70,6 +71,9 @@ struct State {
     leaving: bool,
     /// Why this host stopped using the portal, if it did.
     stopped: Option<&'static str>,
+    /// Per host slot, the host this one last logged as a suspect (all zero: a slot that reads
+    /// invalid).
+    suspected: [Option<[u8; 16]>; u32_as_usize(MAX_HOST_SLOTS)],
 }
 
 /// What [`Membership::leave`] could not undo: blocks whose memory stays online.
@@ -150,6 +154,7 @@ impl Membership {
                     stopping: false,
                     leaving: false,
                     stopped: None,
+                    suspected: [None; u32_as_usize(MAX_HOST_SLOTS)],
                 }),
                 work <- new_delayed_work!("cxl_switched::heartbeat"),
                 idle <- Completion::new(),
@@ -408,7 +413,7 @@ impl Membership {
                 }
                 Err(e) => dev_err!(
                     dev,
-                    "{}: leaving the portal: {}; other hosts reap it after its lease\n",
+                    "{}: leaving the portal: {}; other hosts reclaim its blocks once it is fenced\n",
                     region,
                     e
                 ),
@@ -437,16 +442,14 @@ impl Membership {
             host.heartbeat(&m)
         };
         match beat {
-            Ok(0) => Some(period),
             Ok(n) => {
-                pr_info!(
-                    "{}: fenced and reaped {} host(s) whose lease expired\n",
-                    region,
-                    n
-                );
-                match self.online_owned(st) {
-                    Ok(k) => pr_info!("{}: onlined {} reclaimed block(s)\n", region, k),
-                    Err(e) => pr_err!("{}: reclaimed blocks not onlined ({:?})\n", region, e),
+                Self::log_suspects(region, host, &m, &mut st.suspected);
+                if n != 0 {
+                    pr_info!("{}: reaped {} host(s) confirmed off (fenced)\n", region, n);
+                    match self.online_owned(st) {
+                        Ok(k) => pr_info!("{}: onlined {} reclaimed block(s)\n", region, k),
+                        Err(e) => pr_err!("{}: reclaimed blocks not onlined ({:?})\n", region, e),
+                    }
                 }
                 Some(period)
             }
@@ -456,8 +459,6 @@ impl Membership {
                     region,
                     e
                 );
-                st.host = None;
-                st.stopped = Some(e.as_str());
                 let (_, stuck, _) = self.offline(&mut st.blocks);
                 if stuck != 0 {
                     pr_err!(
@@ -465,12 +466,111 @@ impl Membership {
                         region,
                         stuck
                     );
+                } else if e == ProtocolError::Expired {
+                    // Self-fence: its lease lapsed (a pause), but nobody reclaims what it has
+                    // unless it is fenced. It gives it all back, now that it is offline.
+                    match host.leave(&m) {
+                        Ok(()) => pr_info!(
+                            "{}: self-fenced: gave its blocks back and left the portal; \
+                             rebind to join again\n",
+                            region
+                        ),
+                        Err(e) => pr_err!(
+                            "{}: self-fenced, but not left ({}); other hosts reclaim its blocks \
+                             once it is fenced\n",
+                            region,
+                            e
+                        ),
+                    }
                 }
+                st.host = None;
+                st.stopped = Some(e.as_str());
                 None
             }
             Err(e) => {
                 pr_warn!("{}: heartbeat: {}; retrying\n", region, e);
                 Some(period)
+            }
+        }
+    }
+
+    /// Logs each host that became a suspect (once), and each suspect that renews again.
+    fn log_suspects(
+        region: &str,
+        host: &mut Host,
+        m: &HeaderMedium<'_>,
+        logged: &mut [Option<[u8; 16]>; u32_as_usize(MAX_HOST_SLOTS)],
+    ) {
+        let mut now = [None; u32_as_usize(MAX_HOST_SLOTS)];
+        let mut silent = [0u64; u32_as_usize(MAX_HOST_SLOTS)];
+        let r = host.suspects(m, |s: Suspect| {
+            let i = u32_as_usize(s.slot);
+            if let (Some(n), Some(t)) = (now.get_mut(i), silent.get_mut(i)) {
+                *n = Some(s.host.unwrap_or([0; 16]));
+                *t = s.silent_ms;
+            }
+        });
+        if let Err(e) = r {
+            pr_warn!("{}: looking for suspects: {}\n", region, e);
+            return;
+        }
+        for (slot, ((was, is), ms)) in logged.iter_mut().zip(now).zip(silent).enumerate() {
+            if *was == is {
+                continue;
+            }
+            match &is {
+                Some(u) => pr_warn!(
+                    "{}: host in slot {} ({}) silent for {} ms: a suspect; its blocks stay its \
+                     own until it is fenced (fence_confirm)\n",
+                    region,
+                    slot,
+                    Uuid(u),
+                    ms
+                ),
+                None => pr_info!("{}: host in slot {} is no suspect any more\n", region, slot),
+            }
+            *was = is;
+        }
+    }
+
+    /// Takes a fence agent's or an administrator's word that the host `uuid` in `slot` is off:
+    /// records it in the header, logs it; the next heartbeat reaps it and onlines its blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`ESTALE`] if this host is no member; the errno of the protocol error (the slot does not
+    /// hold that host: [`EINVAL`]); each with one log line.
+    pub(crate) fn confirm_fenced(&self, slot: u32, uuid: &[u8; 16]) -> Result {
+        let region = self.region.as_str();
+        let mut st = self.state.lock();
+        let m = self.medium();
+        let Some(host) = st.host.as_deref_mut() else {
+            pr_warn!(
+                "{}: fence_confirm: this host is no member of the portal\n",
+                region
+            );
+            return Err(ESTALE);
+        };
+        match host.confirm_fenced(&m, slot, *uuid) {
+            Ok(()) => {
+                pr_info!(
+                    "{}: host in slot {} ({}) confirmed off by the administrator; \
+                     it is reaped at the next heartbeat\n",
+                    region,
+                    slot,
+                    Uuid(uuid)
+                );
+                Ok(())
+            }
+            Err(e) => {
+                pr_warn!(
+                    "{}: fence_confirm: slot {} ({}): {}\n",
+                    region,
+                    slot,
+                    Uuid(uuid),
+                    e
+                );
+                Err(e.into())
             }
         }
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The sysfs attributes of a bound portal, below `daxX.Y/cxl_switched/`: one value each.
+//! The sysfs attributes of a bound portal, below `daxX.Y/cxl_switched/`: one value each, and
+//! one request (`fence_confirm`).
 //!
 //! Documentation/ABI/testing/sysfs-bus-dax-cxl-switched documents them. The header's tables
 //! (members, owners) are in debugfs, see [`crate::debugfs`].
@@ -9,7 +10,10 @@ use core::fmt::Write;
 
 use kernel::{dax, prelude::*, str::Formatter};
 
-use crate::{portal::Portal, text::Uuid};
+use crate::{
+    portal::Portal,
+    text::{parse_uuid, Uuid},
+};
 
 /// A sysfs attribute of a portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,10 @@ pub(crate) enum Attr {
     LeaseMs,
     /// The blocks this host owns.
     OwnedBlocks,
+    /// The hosts that stopped renewing their lease.
+    Suspects,
+    /// Write-only: "SLOT UUID", a host confirmed off.
+    FenceConfirm,
 }
 
 impl dax::Attribute for Attr {
@@ -63,6 +71,8 @@ impl dax::Attribute for Attr {
         Attr::Epoch,
         Attr::LeaseMs,
         Attr::OwnedBlocks,
+        Attr::Suspects,
+        Attr::FenceConfirm,
     ];
 
     fn name(self) -> &'static CStr {
@@ -82,7 +92,13 @@ impl dax::Attribute for Attr {
             Attr::Epoch => c"epoch",
             Attr::LeaseMs => c"lease_ms",
             Attr::OwnedBlocks => c"owned_blocks",
+            Attr::Suspects => c"suspects",
+            Attr::FenceConfirm => c"fence_confirm",
         }
+    }
+
+    fn write_only(self) -> bool {
+        self == Attr::FenceConfirm
     }
 }
 
@@ -126,7 +142,36 @@ impl Portal {
                 }
             }
             Attr::OwnedBlocks => return m.write_owned(out),
+            Attr::Suspects => return m.write_suspects(out),
+            Attr::FenceConfirm => return Err(EINVAL),
         };
         r.map_err(|_| EINVAL)
+    }
+
+    /// Takes a write to write-only attribute `attr`.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`], with one log line, for text that is not "SLOT UUID"; the errors of
+    /// [`crate::membership::Membership::confirm_fenced`].
+    pub(crate) fn store(&self, attr: Attr, input: &[u8]) -> Result {
+        if attr != Attr::FenceConfirm {
+            return Err(EINVAL);
+        }
+        let text = core::str::from_utf8(input).unwrap_or("");
+        let mut words = text.split_whitespace();
+        let parsed = match (words.next(), words.next(), words.next()) {
+            (Some(slot), Some(uuid), None) => slot.parse::<u32>().ok().zip(parse_uuid(uuid)),
+            _ => None,
+        };
+        let Some((slot, uuid)) = parsed else {
+            pr_warn!(
+                "{}: fence_confirm: expected \"SLOT UUID\" (see suspects), got {} byte(s)\n",
+                self.region().name.as_str(),
+                input.len()
+            );
+            return Err(EINVAL);
+        };
+        self.membership().confirm_fenced(slot, &uuid)
     }
 }

@@ -63,3 +63,16 @@ impl core::fmt::Display for Uuid<'_> {
         Ok(())
     }
 }
+
+/// Parses a UUID written as 32 hexadecimal digits, with or without the dashes of
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+pub(crate) fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let mut out = [0u8; 16];
+    let mut digits = s.bytes().filter(|&c| c != b'-');
+    for byte in out.iter_mut() {
+        let hi = char::from(digits.next()?).to_digit(16)?;
+        let lo = char::from(digits.next()?).to_digit(16)?;
+        *byte = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    digits.next().is_none().then_some(out)
+}

@@ -13,6 +13,7 @@ use crate::{
         protocol::{records, Host, Op},
     },
     medium::HeaderMedium,
+    text::Uuid,
 };
 
 impl Membership {
@@ -50,6 +51,46 @@ impl Membership {
             Some(host) => f(host, &m, out)?,
             None => writeln!(out, "none ({})", st.stopped.unwrap_or("not a member")),
         };
+        r.map_err(|_| EINVAL)
+    }
+
+    /// Writes the suspects: one line per host that stopped renewing its lease,
+    /// "SLOT UUID epoch E silent MS unconfirmed" ("confirmed" once it was confirmed off and awaits
+    /// reaping; UUID "-" for a slot that reads invalid); nothing if there is none.
+    ///
+    /// # Errors
+    ///
+    /// The errno of a failed header read; [`EINVAL`] if `out` is full.
+    pub(crate) fn write_suspects<W: Write>(&self, out: &mut W) -> Result {
+        let mut st = self.state.lock();
+        let m = self.medium();
+        let Some(host) = st.host.as_deref_mut() else {
+            return writeln!(out, "none ({})", st.stopped.unwrap_or("not a member"))
+                .map_err(|_| EINVAL);
+        };
+        let mut r = Ok(());
+        host.suspects(&m, |s| {
+            if r.is_err() {
+                return;
+            }
+            r = match &s.host {
+                Some(u) => write!(out, "{} {}", s.slot, Uuid(u)),
+                None => write!(out, "{} -", s.slot),
+            }
+            .and_then(|()| {
+                writeln!(
+                    out,
+                    " epoch {} silent {} {}",
+                    s.epoch,
+                    s.silent_ms,
+                    if s.confirmed {
+                        "confirmed"
+                    } else {
+                        "unconfirmed"
+                    }
+                )
+            });
+        })?;
         r.map_err(|_| EINVAL)
     }
 

@@ -128,7 +128,6 @@ impl Host {
         Ok(())
     }
 
-
     /// Slot `j`'s record once it reads settled and valid, waiting while it does not (its host
     /// is writing it); `None` for a slot nobody ever wrote.
     ///

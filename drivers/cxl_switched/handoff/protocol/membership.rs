@@ -433,7 +433,11 @@ pub(crate) fn confirm_fenced<M: Medium>(
     let r = match r {
         Ok(r) if r.host == uuid && r.state == SlotState::Fenced => return Ok(()),
         Ok(r) if r.host == uuid && r.state != SlotState::Free => r,
-        _ => return Err(Error::Invalid("that host slot does not hold the host named")),
+        _ => {
+            return Err(Error::Invalid(
+                "that host slot does not hold the host named",
+            ))
+        }
     };
     let fenced = SlotRecord {
         state: SlotState::Fenced,

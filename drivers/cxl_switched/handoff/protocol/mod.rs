@@ -41,7 +41,10 @@ mod tx;
 
 pub(crate) use host::Host;
 pub(crate) use medium::Medium;
-pub(crate) use membership::{confirm_fenced, Suspect};
+// Recording a fence without a membership: only the tools' fence agent does, so far.
+#[cfg(feature = "tools")]
+pub(crate) use membership::confirm_fenced;
+pub(crate) use membership::Suspect;
 
 use super::abi::{self, HeaderError, Kind};
 
