@@ -3,9 +3,10 @@
 # one formats it (the harness checks that one console only says so), both
 # join, and each onlines only the blocks it owns, disjoint from the
 # other's. Host a's first boot then ends without leaving (its kernel powers
-# off: no unload, no goodbye); host b fences it and takes its blocks only
-# once a's lease has expired, and onlines them. Host a boots again: it joins
-# with a new epoch and owns nothing of what b took.
+# off: no unload, no goodbye); host b calls it a suspect once a's lease has
+# expired, but takes nothing of it until the administrator confirms it off
+# (fence_confirm); then b reaps it and onlines its blocks. Host a boots
+# again: it joins with a new epoch and owns nothing of what b took.
 host=$(cmdline_arg cxlsw.host)
 boot=$(cmdline_arg cxlsw.boot || echo 1)
 # Onlining a 128 MiB block of the lab's emulated CXL memory takes seconds when both
@@ -53,7 +54,7 @@ all_mine() {
 
 case "$host$boot" in
 a1 | b1)
-	ktap_plan "members" $([ "$host" = a ] && echo 5 || echo 11)
+	ktap_plan "members" $([ "$host" = a ] && echo 5 || echo 14)
 	check "cxl_switched binds the portal's $PORTAL_DAX" wait_driver "$PORTAL_DAX" cxl_switched 60
 	pn=$(dax_node "$PORTAL_DAX")
 	check "both hosts are live members of one portal (member table)" wait_live 2 120
@@ -76,40 +77,81 @@ a1)
 b1)
 	aslot=$(awk '!/self/ && / live / { print $1 }' "$T/members")
 	before=$(owned)
-	# Watch a's heartbeat: when did it last change, when did b take a's blocks?
+	# Watch a's heartbeat: when did it last change, when did b call it a
+	# suspect? b must take nothing of a's on its own, however long it waits.
 	last_beat=$(now_cs)
 	beat=$(awk -v s="$aslot" '$1 == s { print $6 }' "$T/members")
-	taken=0
+	suspect=0
 	i=0
 	while [ $i -lt 1200 ]; do
 		b=$(awk -v s="$aslot" '$1 == s { print $6 }' "$T/members")
 		# A failed read is not a heartbeat.
 		num "$b" 2>/dev/null && [ "$b" != "$beat" ] && { beat=$b; last_beat=$(now_cs); }
-		if [ "$(owned 2>/dev/null)" -gt "$before" ] 2>/dev/null; then
-			taken=$(now_cs)
+		if grep -q "^$aslot " "$S/suspects" 2>/dev/null; then
+			suspect=$(now_cs)
 			break
 		fi
 		sleep 0.1
 		i=$((i + 1))
 	done
-	diag "a (slot $aslot) last heartbeat at $last_beat cs; b took its blocks at $taken cs"
-	# a's slot and heartbeat were read (without them no heartbeat was
-	# watched, and the lease ran from the start of the watch).
-	taken_late() {
+	diag "a (slot $aslot) last heartbeat at $last_beat cs; a suspect at $suspect cs: $(cat "$S/suspects")"
+	# The driver's own count of a's silence, and the watch's: a turn of the
+	# watch loop takes up to a second here, so it sees the last beat late.
+	silent=$(awk -v s="$aslot" '$1 == s { print $6 }' "$S/suspects")
+	suspect_late() {
 		num "$aslot" "a's slot" && num "$beat" "a's heartbeat" && num "$last_beat" "a's last heartbeat time" &&
-			is_gt "$taken" 0 && is_ge $(((taken - last_beat) * 10)) $((LEASE - 500))
+			is_gt "$suspect" 0 && is_ge $(((suspect - last_beat) * 10)) $((LEASE - 2000)) &&
+			num "$silent" "a's silence in suspects" && is_ge "$silent" "$LEASE"
 	}
-	check "b takes a's blocks, but only a lease ($LEASE ms) after a's last heartbeat" taken_late
+	check "a is a suspect, but only a lease ($LEASE ms) after its last heartbeat" suspect_late
+	# Unconfirmed, a keeps its blocks: watch them for a whole lease more.
+	untouched() {
+		# Timed on the clock: a turn of a shell loop takes about a second here.
+		_until=$(($(now_cs) + LEASE / 10))
+		while [ "$(now_cs)" -lt $_until ]; do
+			is_eq "$(owned)" "$before" >/dev/null || { echo "b took blocks: owns $(owned), had $before"; return 1; }
+			sleep 0.5
+		done
+		grep -q "^$aslot .* unconfirmed$" "$S/suspects" && grep -q "^$aslot live " "$T/members" &&
+			dmesg | grep -q "host in slot $aslot .* a suspect; its blocks stay its own until it is fenced"
+	}
+	check "a suspect keeps its blocks and membership until it is confirmed off (one dmesg line)" untouched
+	# The administrator, who knows a is off (its kernel powered off), says so.
+	auuid=$(awk -v s="$aslot" '$1 == s { print $2 }' "$S/suspects")
+	bad_confirm() {
+		dmesg -c >/dev/null
+		! echo "$aslot not-a-uuid" >"$S/fence_confirm" 2>/tmp/fc.err &&
+			grep -qi 'invalid argument' /tmp/fc.err &&
+			is_eq "$(dmesg | grep -c 'fence_confirm: expected "SLOT UUID"')" 1 &&
+			! echo "$aslot 00000000-0000-0000-0000-000000000000" >"$S/fence_confirm" 2>/dev/null &&
+			dmesg | grep -q "fence_confirm: slot $aslot (00000000-0000-0000-0000-000000000000): that host slot does not hold the host named"
+	}
+	check "a garbled or wrong confirmation is refused (EINVAL, one dmesg line each)" bad_confirm
+	is_eq "$(owned)" "$before" || diag "b took blocks on a bad confirmation"
+	confirm() {
+		is_nonempty "$auuid" "a's uuid in suspects" &&
+			portalctl portal fence-confirm "$PORTAL_DAX" --slot "$aslot" --uuid "$auuid" &&
+			dmesg | grep -q "host in slot $aslot ($auuid) confirmed off by the administrator"
+	}
+	check "the administrator confirms a off (portalctl portal fence-confirm; logged)" confirm
+	taken=0
+	i=0
+	while [ $i -lt 300 ]; do
+		[ "$(owned 2>/dev/null)" -gt "$before" ] 2>/dev/null && { taken=1; break; }
+		sleep 0.1
+		i=$((i + 1))
+	done
 	# a's row must be there: no row for the slot used to pass.
 	a_fenced() {
+		is_eq "$taken" 1 || return 1
 		num "$aslot" "a's slot" || return 1
 		awk -v s="$aslot" '$1 == s { f = 1; st = $2 }
 			END { if (!f) print "no row for slot " s; else if (st != "fenced") print "slot " s " is " st; exit !(f && st == "fenced") }' "$T/members"
 	}
-	check "a is fenced in the member table" a_fenced
+	check "once confirmed, b reaps a: a is fenced in the member table" a_fenced
 	check "b owns every block and has them all online" all_mine
-	check "one dmesg line says a was fenced and reaped, one that b onlined its blocks" \
-		sh -c "dmesg | grep -q 'fenced and reaped 1 host' && dmesg | grep -q 'onlined .* reclaimed block'"
+	check "one dmesg line says b reaped a confirmed host, one that it onlined its blocks" \
+		sh -c "dmesg | grep -q 'reaped 1 host(s) confirmed off' && dmesg | grep -q 'onlined .* reclaimed block'"
 	# a boots again: wait for it to join, and stay for its checks.
 	check "a rejoins: two live members again" wait_live 2 300
 	check "b still owns every block, online" all_mine
@@ -121,11 +163,16 @@ a2)
 	pn=$(dax_node "$PORTAL_DAX")
 	diag "host a again: slot $(cat $S/host_slot) epoch $(cat $S/epoch) owns '$(cat $S/owned_blocks)'"
 	# dmesg read (an empty one "lacks" the line too) and an epoch read.
+	# b reaps a's first boot once the administrator confirms it off, which
+	# may come after this boot joined: wait for it (on the clock).
 	rejoined() {
 		dmesg | lacks 'empty portal formatted' || return 1
 		_rj=$(val "$S/epoch") && num "$_rj" "epoch" || return 1
-		is_ge "$_rj" 2 2>/dev/null || grep -q ' fenced ' "$T/members" ||
-			{ echo "epoch $_rj and no fenced member:"; cat "$T/members"; return 1; }
+		_until=$(($(now_cs) + 12000))
+		until is_ge "$_rj" 2 2>/dev/null || grep -q ' fenced ' "$T/members"; do
+			[ "$(now_cs)" -lt $_until ] || { echo "epoch $_rj and no fenced member:"; cat "$T/members"; return 1; }
+			sleep 1
+		done
 	}
 	check "a joined the formatted portal without formatting it, as a new member" rejoined
 	# owned_blocks must be there to be empty; node $pn a node number (a node

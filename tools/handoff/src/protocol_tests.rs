@@ -628,7 +628,10 @@ fn a_host_dead_holding_a_ticket_blocks_the_lock_until_fenced() {
     assert_eq!(c.claim(&mc, 1), Err(Error::Suspect));
     let waited = mc.now_ms() - t0;
     assert!(waited >= u64::from(TIMING.lease_ms), "waited {waited} ms");
-    assert!(waited < 2 * u64::from(TIMING.lease_ms), "waited {waited} ms");
+    assert!(
+        waited < 2 * u64::from(TIMING.lease_ms),
+        "waited {waited} ms"
+    );
     c.renew(&mc).unwrap();
     fence(&mut c, &mc, &a);
     assert_eq!(c.claim(&mc, 40).unwrap(), 38);

@@ -358,7 +358,10 @@ fn signal(c: &Child, sig: libc::c_int) -> Result<()> {
     let pid = libc::pid_t::try_from(c.id()).context("worker pid")?;
     // SAFETY: kill(2) takes any pid and signal number; it touches no memory of ours.
     if unsafe { libc::kill(pid, sig) } != 0 {
-        bail!("signal {sig} to worker {pid}: {}", std::io::Error::last_os_error());
+        bail!(
+            "signal {sig} to worker {pid}: {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -425,8 +428,9 @@ pub fn run(
         if pause_every != 0 && total(&m) >= next_pause && paused.len() + 2 < workers {
             next_pause = total(&m) + pause_every / 2 + rng.below(pause_every.max(1));
             // One of the workers that runs.
-            let running: Vec<usize> =
-                (0..workers).filter(|i| !paused.iter().any(|&(p, _)| p == *i)).collect();
+            let running: Vec<usize> = (0..workers)
+                .filter(|i| !paused.iter().any(|&(p, _)| p == *i))
+                .collect();
             let i = running[rng.below(running.len() as u64) as usize];
             {
                 signal(&children[i], libc::SIGSTOP)?;
@@ -457,7 +461,8 @@ pub fn run(
         match Host::join(&m, sb, uuid(&mut rng)) {
             Ok(h) => break h,
             // A worker resuming from its pause may hold the lock a little longer.
-            Err(Error::Suspect) | Err(Error::TimedOut) if start.elapsed() < Duration::from_secs(900) => {}
+            Err(Error::Suspect) | Err(Error::TimedOut)
+                if start.elapsed() < Duration::from_secs(900) => {}
             Err(e) => bail!("final join: {}", e.as_str()),
         }
     };

@@ -6,6 +6,7 @@
 //! 3 no route exists between the requested hosts.
 
 mod dot;
+mod fence;
 mod gen;
 mod list;
 mod local;
@@ -64,7 +65,9 @@ enum Command {
     /// Time the analysis and one route on a synthetic fabric.
     Bench(gen::BenchArgs),
     /// Decode and validate a portal's header from a device or a file
-    /// (`show`, `check`); exit status 1 when a host would refuse it.
+    /// (`show`, `check`; exit status 1 when a host would refuse it); list a
+    /// bound portal's suspects and confirm one fenced (`suspects`,
+    /// `fence-confirm`).
     Portal(portal::PortalArgs),
 }
 

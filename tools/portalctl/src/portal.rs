@@ -1,5 +1,6 @@
 //! `portalctl portal show|check`: decode and validate a portal's header from
-//! a device or a file, as the driver does at probe.
+//! a device or a file, as the driver does at probe; `suspects` and
+//! `fence-confirm` (see [`crate::fence`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -27,6 +28,13 @@ pub(crate) enum PortalCommand {
     /// As show, and check the header against the device: its size (of
     /// PATH, or --size) in memory blocks of --block-size.
     Check(CheckArgs),
+    /// List the hosts of a bound portal that stopped renewing their lease
+    /// (suspects: they keep their blocks until fenced), from sysfs.
+    Suspects(crate::fence::SuspectsArgs),
+    /// Confirm that a suspect is off (powered off, or its fabric port cut),
+    /// so that the portal's members reap it and take its blocks. Confirm
+    /// only a host that cannot run again.
+    FenceConfirm(crate::fence::FenceConfirmArgs),
 }
 
 #[derive(Args, Debug)]
@@ -246,6 +254,10 @@ pub(crate) fn run(args: &PortalArgs, json: bool) -> Result<Outcome> {
                 size,
             };
             print(&a.path, &header::inspect(&start, Some(device)), json)
+        }
+        PortalCommand::Suspects(a) => crate::fence::run_suspects(a, json).map(|()| Outcome::Done),
+        PortalCommand::FenceConfirm(a) => {
+            crate::fence::run_fence_confirm(a, json).map(|()| Outcome::Done)
         }
     }
 }

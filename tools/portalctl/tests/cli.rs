@@ -351,7 +351,7 @@ fn portal_show_and_check_say_what_a_booting_host_does() {
         "--json",
     ]));
     assert_eq!(v["state"], "formatted");
-    assert_eq!(v["superblock"]["version"], "1.0");
+    assert_eq!(v["superblock"]["version"], "2.0");
     assert_eq!(v["superblock"]["block_count"], 4);
     assert_eq!(v["superblock"]["host_slots"], 64);
     assert_eq!(
@@ -401,4 +401,89 @@ fn portal_show_and_check_say_what_a_booting_host_does() {
     let out = portalctl(&["portal", "show", d.join("missing.img").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.img"));
+}
+
+/// A fake sysfs with one bound portal whose `suspects` holds `text`.
+fn fake_portal(name: &str, text: &str) -> PathBuf {
+    let root = tmpdir(name);
+    let d = root.join("sys/bus/dax/devices/dax0.0/cxl_switched");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("suspects"), text).unwrap();
+    fs::write(d.join("fence_confirm"), "").unwrap();
+    root
+}
+
+const SUSPECT: &str = "3 5b0c0d4e-8f4a-4c1b-9d2e-3f6a7b8c9d0e epoch 1 silent 12040 unconfirmed\n";
+
+#[test]
+fn suspects_lists_what_the_driver_reports() {
+    let root = fake_portal("suspects", SUSPECT);
+    let r = root.to_str().unwrap();
+    let v = json(&portalctl(&[
+        "--json", "portal", "suspects", "dax0.0", "--root", r,
+    ]));
+    assert_eq!(v[0]["slot"], 3);
+    assert_eq!(v[0]["uuid"], "5b0c0d4e-8f4a-4c1b-9d2e-3f6a7b8c9d0e");
+    assert_eq!(v[0]["confirmed"], false);
+    let out = portalctl(&["portal", "suspects", "dax0.0", "--root", r]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("suspect: fence it, then confirm"));
+}
+
+#[test]
+fn fence_confirm_writes_slot_and_uuid() {
+    let root = fake_portal("confirm", SUSPECT);
+    let r = root.to_str().unwrap();
+    let out = portalctl(&[
+        "portal",
+        "fence-confirm",
+        "dax0.0",
+        "--slot",
+        "3",
+        "--root",
+        r,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written =
+        fs::read_to_string(root.join("sys/bus/dax/devices/dax0.0/cxl_switched/fence_confirm"))
+            .unwrap();
+    assert_eq!(written, "3 5b0c0d4e-8f4a-4c1b-9d2e-3f6a7b8c9d0e\n");
+}
+
+#[test]
+fn fence_confirm_refuses_another_host_or_a_live_slot() {
+    let root = fake_portal("refuse", SUSPECT);
+    let r = root.to_str().unwrap();
+    let file = root.join("sys/bus/dax/devices/dax0.0/cxl_switched/fence_confirm");
+    let out = portalctl(&[
+        "portal",
+        "fence-confirm",
+        "dax0.0",
+        "--slot",
+        "3",
+        "--uuid",
+        "00000000-0000-0000-0000-000000000000",
+        "--root",
+        r,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not confirmed"));
+    let out = portalctl(&[
+        "portal",
+        "fence-confirm",
+        "dax0.0",
+        "--slot",
+        "4",
+        "--root",
+        r,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("slot 4 is no suspect"));
+    assert_eq!(fs::read_to_string(&file).unwrap(), "", "nothing written");
+    let out = portalctl(&["portal", "suspects", "dax9.9", "--root", r]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dax9.9/cxl_switched/suspects"));
 }
