@@ -2,20 +2,20 @@
 
 //! The errno of each handoff protocol error, in one place, and how the kernel prints one.
 //!
-//! | protocol error                   | errno             | meaning for the caller                 |
-//! |----------------------------------|-------------------|----------------------------------------|
-//! | `Medium`                         | `EIO`             | the header could not be accessed       |
-//! | `NotKept`                        | `EIO`             | the device drops what is written       |
-//! | `Header(Newer)`, `Header(Older)` | `EPROTONOSUPPORT` | another major version                  |
-//! | any other `Header`               | `EUCLEAN`         | not a header to use                    |
-//! | `Corrupt`                        | `EUCLEAN`         | a table record has no valid copy       |
-//! | `Overflow`                       | `EUCLEAN`         | a counter at its largest value         |
-//! | `Expired`, `Fenced`, `Evicted`   | `ESTALE`          | this host is no member any more        |
-//! | `Full`                           | `ENOSPC`          | every host slot or record taken        |
-//! | `Busy`                           | `EBUSY`           | another host is formatting             |
-//! | `Suspect`                        | `EAGAIN`          | a silent host holds the lock: fence it |
-//! | `Invalid`                        | `EINVAL`          | a request the tables refuse            |
-//! | `TimedOut`                       | `ETIMEDOUT`       | a bounded wait ended                   |
+//! | protocol error                 | errno             | meaning for the caller           |
+//! |--------------------------------|-------------------|----------------------------------|
+//! | `Medium`                       | `EIO`             | the header could not be accessed |
+//! | `NotKept`                      | `EIO`             | the device drops what is written |
+//! | `Header(Newer/Older)`          | `EPROTONOSUPPORT` | another major version            |
+//! | any other `Header`             | `EUCLEAN`         | not a header to use              |
+//! | `Corrupt`                      | `EUCLEAN`         | a table record has no valid copy |
+//! | `Overflow`                     | `EUCLEAN`         | a counter at its largest value   |
+//! | `Expired`, `Fenced`, `Evicted` | `ESTALE`          | this host is no member any more  |
+//! | `Full`                         | `ENOSPC`          | every host slot or record taken  |
+//! | `Busy`                         | `EBUSY`           | another host is formatting       |
+//! | `Suspect`                      | `EAGAIN`          | a suspect holds the lock         |
+//! | `Invalid`                      | `EINVAL`          | a request the tables refuse      |
+//! | `TimedOut`                     | `ETIMEDOUT`       | a bounded wait ended             |
 
 use kernel::{
     error::{code::*, Error},
