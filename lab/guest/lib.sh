@@ -405,3 +405,31 @@ pin_pages() {
 	done
 	is_ge "$(anon_on "$(cat /tmp/pin.pid)" "$1")" "$2"
 }
+
+# ---- the fence channel (ttyS2) to the harness ----
+# fence_channel_open: fd 4 is the channel, raw and without echo.
+fence_channel_open() {
+	[ -c /dev/ttyS2 ] || { echo "no /dev/ttyS2"; return 1; }
+	stty -F /dev/ttyS2 raw -echo 2>/dev/null
+	exec 4<>/dev/ttyS2
+}
+# announce_slot SLOT: tells the harness which host slot this host holds.
+announce_slot() { num "$1" "host slot" && echo "iam $1" >&4; }
+# fence_agent DAX: run in the background. Asks the harness (the lab's power
+# switch) to fence every unconfirmed suspect of DAX's portal; when it says
+# the host is off, confirms it with portalctl, as an operator's fence script
+# would. Logs each confirmation.
+fence_agent() {
+	_fs=/sys/bus/dax/devices/$1/cxl_switched
+	while :; do
+		awk '/ unconfirmed$/ { print $1, $2 }' "$_fs/suspects" 2>/dev/null |
+			while read -r _slot _uuid; do
+				echo "fence $_slot $_uuid" >&4
+				if read -r -t 60 _w _ws _wu <&4 && [ "$_w $_ws $_wu" = "off $_slot $_uuid" ]; then
+					portalctl portal fence-confirm "$1" --slot "$_slot" --uuid "$_uuid" >/dev/null 2>&1 &&
+						log "fence agent: host in slot $_slot ($_uuid) is off; confirmed"
+				fi
+			done
+		sleep 1
+	done
+}

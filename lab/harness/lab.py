@@ -16,10 +16,12 @@ on a scenario test point that failed or is missing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
 import signal
+import socket
 import shutil
 import subprocess
 import sys
@@ -65,6 +67,12 @@ class Boot:
     timed_out: bool = False
     elapsed: float = 0.0
     rebooted: bool = False
+    # Killed on purpose (a scheduled kill, or fenced by the fence agent): its
+    # exit by SIGKILL is the scenario's, not a failure.
+    killed: bool = False
+    shm: Path | None = None
+    # The host slot the guest announced on its fence channel.
+    slot: int | None = None
 
     @property
     def console(self) -> Path:
@@ -73,6 +81,14 @@ class Boot:
     @property
     def output(self) -> Path:
         return self.logdir / f"{self.scenario}-{self.host}.ktap.log"
+
+    @property
+    def fence_sock(self) -> Path:
+        return self.shm / f"fence-{self.host}.sock"
+
+    @property
+    def qmp_sock(self) -> Path:
+        return self.shm / f"qmp-{self.host}.sock"
 
     @property
     def qemu_err(self) -> Path:
@@ -85,7 +101,7 @@ class Boot:
         """QEMU's own abort (a failed assertion of its own, a signal the harness did
         not send), not anything the guest reported: its last stderr line, or None."""
         rc = self.proc.poll() if self.proc is not None else None
-        if rc is None or rc >= 0 or self.timed_out:
+        if rc is None or rc >= 0 or self.timed_out or self.killed:
             return None
         err = self.read(self.qemu_err)
         if "Assertion" not in err and rc != -signal.SIGSEGV:
@@ -95,7 +111,9 @@ class Boot:
 
 
 def qemu_argv(fab: dict, host: str, shm: Path, append: str, console: Path, output: Path) -> list[str]:
-    """The QEMU command line of one host, from the fabric description."""
+    """The QEMU command line of one host, from the fabric description. A
+    third serial port (the guest's ttyS2) is the host's fence channel to the
+    harness; the QMP socket lets the harness stop and continue it."""
     g, p, d = fab["guest"], fab["portal"], fab["direct"]
     portal_file = shm / f"{p['name']}.mem"
     direct_file = shm / f"direct-{host}.mem"
@@ -111,6 +129,10 @@ def qemu_argv(fab: dict, host: str, shm: Path, append: str, console: Path, outpu
         "-serial", "chardev:con",
         "-chardev", f"file,id=out,path={output}",
         "-serial", "chardev:out",
+        # On an IRQ of its own: 8250 ports here do not share IRQs (ttyS0 has 4).
+        "-chardev", f"socket,id=fence,path={shm / f'fence-{host}.sock'},server=on,wait=off",
+        "-device", "isa-serial,chardev=fence,iobase=0x3e8,irq=5",
+        "-qmp", f"unix:{shm / f'qmp-{host}.sock'},server=on,wait=off",
         "-kernel", str(kernel_image()),
         "-initrd", str(initramfs()),
         "-append", append,
@@ -132,6 +154,85 @@ def qemu_argv(fab: dict, host: str, shm: Path, append: str, console: Path, outpu
     ]
 
 
+def qmp(b: Boot, command: str) -> None:
+    """Runs one QMP command (stop, cont) on a host's QEMU."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(b.qmp_sock))
+        f = s.makefile("rw")
+        f.readline()  # the greeting
+        for cmd in ("qmp_capabilities", command):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if "return" in reply:
+                    break
+                if "error" in reply:
+                    raise RuntimeError(f"QMP {cmd} on host {b.host}: {reply['error']}")
+
+
+def kill(b: Boot, why: str) -> None:
+    """SIGKILLs a host's QEMU, as a power switch would, and waits for it."""
+    if b.proc.poll() is None:
+        b.killed = True
+        b.proc.kill()
+        b.proc.wait()
+        print(f"    ... {b.scenario}: host {b.host}'s QEMU killed ({why})", flush=True)
+
+
+class FenceChannel:
+    """The harness's end of one guest's fence channel (its ttyS2). The guest
+    says "iam SLOT" once it joined, and asks "fence SLOT UUID" for a suspect;
+    the fence agent (if the scenario has one) kills the QEMU of the host that
+    announced SLOT, and only then answers "off SLOT UUID"."""
+
+    def __init__(self, b: Boot):
+        self.b, self.sock, self.buf = b, None, b""
+
+    def poll(self, boots: list[Boot], agent: bool) -> None:
+        if self.sock is None:
+            if not self.b.fence_sock.exists():
+                return
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(str(self.b.fence_sock))
+                s.setblocking(False)
+                self.sock = s
+            except OSError:
+                return
+        try:
+            data = self.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            return
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            self.handle(line.decode(errors="replace").strip(), boots, agent)
+
+    def handle(self, line: str, boots: list[Boot], agent: bool) -> None:
+        w = line.split()
+        if len(w) == 2 and w[0] == "iam" and w[1].isdigit():
+            self.b.slot = int(w[1])
+        elif len(w) == 3 and w[0] == "fence" and w[1].isdigit() and agent:
+            target = [x for x in boots if x.slot == int(w[1]) and x is not self.b]
+            if not target:
+                self.send(f"unknown {w[1]} {w[2]}")
+                return
+            kill(target[-1], f"fenced at host {self.b.host}'s request")
+            self.send(f"off {w[1]} {w[2]}")
+
+    def send(self, line: str) -> None:
+        try:
+            self.sock.sendall((line + "\n").encode())
+        except OSError:
+            pass
+
+
 def size_bytes(s: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     return int(s[:-1]) * units[s[-1]] if s[-1] in units else int(s)
@@ -148,11 +249,20 @@ def make_backing(fab: dict, shm: Path, hosts: list[str]) -> None:
 
 
 def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
-               token: int | None = None, reboot: list[str] | None = None) -> list[Boot]:
+               token: int | None = None, reboot: list[str] | None = None,
+               sc: dict | None = None) -> list[Boot]:
     """Boot `hosts` at the same moment on one fresh portal; wait for all.
     A host in `reboot` is booted once more when its first QEMU ends, on the
-    same portal, with cxlsw.boot=2 (its logs under SCENARIO-boot2-HOST)."""
+    same portal, with cxlsw.boot=2 (its logs under SCENARIO-boot2-HOST).
+
+    The scenario `sc` may run a fence agent (`fence_agent = true`) and
+    schedule faults, each when a host's KTAP output first holds its marker:
+    `pause = {host, marker, seconds}` stops that QEMU over QMP for that long,
+    then continues it; `kill = {host, marker}` SIGKILLs it."""
     reboot = reboot or []
+    sc = sc or {}
+    agent = bool(sc.get("fence_agent"))
+    faults = [dict(f, kind=k) for k in ("pause", "kill") for f in ([sc[k]] if k in sc else [])]
     for f in (kernel_image(), initramfs()):
         if not f.exists():
             sys.exit(f"lab: {f} is missing; run `make kernel initramfs` first")
@@ -166,6 +276,7 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
 
     def start(h: str, label: str, boot: int) -> Boot:
         b = Boot(h, label, logdir)
+        b.shm = shm
         append = (f"{fab['guest']['cmdline']} cxlsw.scenario={scenario} cxlsw.host={h} "
                   f"cxlsw.token={token:#x} cxlsw.boot={boot}")
         b.argv = qemu_argv(fab, h, shm, append, b.console, b.output)
@@ -175,7 +286,33 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
         b.proc = subprocess.Popen(b.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=open(b.qemu_err, "w"))
         boots.append(b)
+        channels.append(FenceChannel(b))
         return b
+
+    channels: list[FenceChannel] = []
+    resume: list[tuple[float, Boot]] = []
+
+    def run_faults(now: float) -> None:
+        for f in faults:
+            if f.get("done"):
+                continue
+            b = next((x for x in boots if x.host == f["host"] and x.proc.poll() is None), None)
+            if b is None or f["marker"] not in b.read(b.output):
+                continue
+            f["done"] = True
+            if f["kind"] == "kill":
+                kill(b, "scheduled kill")
+            else:
+                qmp(b, "stop")
+                print(f"    ... {scenario}: host {b.host} paused (QMP stop) for {f['seconds']} s",
+                      flush=True)
+                resume.append((now + f["seconds"], b))
+        for when, b in list(resume):
+            if now >= when:
+                resume.remove((when, b))
+                if b.proc.poll() is None:
+                    qmp(b, "cont")
+                    print(f"    ... {scenario}: host {b.host} continued (QMP cont)", flush=True)
 
     try:
         for h in hosts:
@@ -189,6 +326,9 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
                     if b.proc.poll() is None:
                         b.proc.kill()
                 break
+            for c in channels:
+                c.poll(boots, agent)
+            run_faults(time.monotonic())
             for b in list(boots):
                 if b.host in reboot and not b.rebooted and b.proc.poll() is not None:
                     b.rebooted = True
@@ -214,6 +354,9 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
         for b in boots:
             if b.proc and b.proc.poll() is None:
                 b.proc.kill()
+        for c in channels:
+            if c.sock is not None:
+                c.sock.close()
         shutil.rmtree(shm, ignore_errors=True)
     return boots
 
@@ -236,7 +379,7 @@ def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Ver
     verdicts = [v]
     if boot.timed_out:
         v.problems.append(f"timed out after {boot.elapsed:.0f} s")
-    elif boot.proc is not None and boot.proc.returncode != 0:
+    elif boot.proc is not None and boot.proc.returncode != 0 and not boot.killed:
         last = boot.read(boot.qemu_err).strip().splitlines()[-1:]
         v.problems.append(f"qemu exited with status {boot.proc.returncode}: {' '.join(last)}")
     splats = ktap.scan_splats(console)
@@ -288,7 +431,7 @@ EMULATOR_RERUNS = 2
 
 def run_scenario(fab: dict, sc: dict, logdir: Path) -> list[Verdict]:
     print(f"==> scenario {sc['name']}: booting host(s) {', '.join(sc['hosts'])}", flush=True)
-    boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir, reboot=sc.get("reboot", []))
+    boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir, reboot=sc.get("reboot", []), sc=sc)
     for attempt in range(1, EMULATOR_RERUNS + 1):
         faults = [f for f in (b.emulator_fault() for b in boots) if f]
         if not faults:
@@ -303,7 +446,7 @@ def run_scenario(fab: dict, sc: dict, logdir: Path) -> list[Verdict]:
             for f in (b.console, b.output, b.qemu_err):
                 if f.exists():
                     f.rename(void / f.name)
-        boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir, reboot=sc.get("reboot", []))
+        boots = boot_hosts(fab, sc["name"], sc["hosts"], logdir, reboot=sc.get("reboot", []), sc=sc)
     verdicts = []
     for b in boots:
         verdicts += judge(b, sc.get("kunit", []), sc.get("expect_splat", False))

@@ -96,7 +96,7 @@ class EmulatorFaultTest(unittest.TestCase):
         d = Path(tempfile.mkdtemp())
         calls = []
 
-        def fake(fab, name, hosts, logdir, reboot=None):
+        def fake(fab, name, hosts, logdir, reboot=None, sc=None):
             calls.append(name)
             return runs[len(calls) - 1](d)
         real, lab.boot_hosts = lab.boot_hosts, fake
@@ -121,6 +121,48 @@ class EmulatorFaultTest(unittest.TestCase):
         v, calls = self.run_with([lambda d: [self.boot(d, 0)]] * 2)
         self.assertEqual(len(calls), 1)
         self.assertTrue(any("no scenario KTAP output" in p for x in v for p in x.problems))
+
+
+class FenceAgentTest(unittest.TestCase):
+    """The harness as the lab's power switch: it kills only the host that
+    announced the slot asked for, and says "off" only once it is dead."""
+
+    def boot(self, host: str):
+        b = lab.Boot(host, "fence", Path(tempfile.mkdtemp()))
+        b.proc = subprocess.Popen(["sleep", "60"])
+        return b
+
+    def channel(self, b):
+        c = lab.FenceChannel(b)
+        c.sent = []
+        c.send = c.sent.append
+        return c
+
+    def test_fences_the_announced_host_then_says_off(self):
+        a, b = self.boot("a"), self.boot("b")
+        ca, cb = self.channel(a), self.channel(b)
+        ca.handle("iam 12", [a, b], True)
+        cb.handle("iam 3", [a, b], True)
+        cb.handle("fence 12 dcc21bee", [a, b], True)
+        self.assertEqual(cb.sent, ["off 12 dcc21bee"])
+        self.assertEqual(a.proc.returncode, -9)
+        self.assertTrue(a.killed)
+        self.assertIsNone(b.proc.poll())
+        # Killed on purpose: no verdict against it, no emulator fault.
+        self.assertIsNone(a.emulator_fault())
+        self.assertFalse(any("qemu exited" in p for v in lab.judge(a, [], False) for p in v.problems))
+        b.proc.kill()
+
+    def test_no_agent_or_unknown_slot_kills_nothing(self):
+        a, b = self.boot("a"), self.boot("b")
+        ca, cb = self.channel(a), self.channel(b)
+        ca.handle("iam 12", [a, b], True)
+        cb.handle("fence 12 dcc21bee", [a, b], False)
+        cb.handle("fence 7 0000", [a, b], True)
+        self.assertEqual(cb.sent, ["unknown 7 0000"])
+        self.assertIsNone(a.proc.poll())
+        for x in (a, b):
+            x.proc.kill()
 
 
 if __name__ == "__main__":
