@@ -433,3 +433,32 @@ fence_agent() {
 		sleep 1
 	done
 }
+
+# ---- a member of the portal ----
+# now_cs: uptime in centiseconds (busybox date has no sub-second format).
+now_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
+# portal_member_up LEASE_MS: the lab bring-up with cxl_switched loaded (an
+# empty portal is formatted with that lease); S is the portal's sysfs
+# directory (one value a file), T its debugfs one (the header's tables).
+portal_member_up() {
+	lab_find_memdevs && lab_direct_up && modprobe cxl_switched lease_ms="$1" && lab_portal_region || return 1
+	S=/sys/bus/dax/devices/$PORTAL_DAX/cxl_switched
+	T=/sys/kernel/debug/cxl_switched/$PORTAL_DAX
+}
+# live: number of live members in the member table.
+live() { grep -c ' live ' "$T/members"; }
+# wait_live N SECONDS: until N members are live (on the clock).
+wait_live() {
+	_wl=$(($(now_cs) + $2 * 100))
+	until [ -r "$T/members" ] && [ "$(live)" -eq "$1" ]; do
+		[ "$(now_cs)" -lt $_wl ] || { cat "$T/members" 2>&1; return 1; }
+		sleep 0.5
+	done
+}
+# owned: blocks this host owns (from owned_blocks, "0,2"); fails, printing
+# nothing, when owned_blocks is missing (not "0 blocks").
+owned() {
+	[ -r "$S/owned_blocks" ] || { echo "$S/owned_blocks is missing" >&2; return 1; }
+	tr ',' '\n' <"$S/owned_blocks" | grep -c '^[0-9]'
+	return 0
+}

@@ -7,30 +7,16 @@
 # before a is off.
 host=$(cmdline_arg cxlsw.host)
 LEASE=10000
-now_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
 
-lab_find_memdevs && lab_direct_up && modprobe cxl_switched lease_ms=$LEASE && lab_portal_region ||
-	{ diag "lab bring-up failed: see the console log"; return 0; }
-S=/sys/bus/dax/devices/$PORTAL_DAX/cxl_switched
-T=/sys/kernel/debug/cxl_switched/$PORTAL_DAX
+portal_member_up $LEASE || { diag "lab bring-up failed: see the console log"; return 0; }
 block=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
 blocks=$(($(region_size "$PORTAL_REGION") / block - 1))
-owned() { tr ',' '\n' <"$S/owned_blocks" | grep -c '^[0-9]'; }
-live() { grep -c ' live ' "$T/members"; }
-both_live() {
-	_i=0
-	until [ -r "$T/members" ] && [ "$(live)" -eq 2 ]; do
-		[ $_i -ge 240 ] && { cat "$T/members" 2>&1; return 1; }
-		sleep 0.5
-		_i=$((_i + 1))
-	done
-}
 
 case "$host" in
 a)
 	ktap_plan "fence" 3
 	check "cxl_switched binds the portal's $PORTAL_DAX" wait_driver "$PORTAL_DAX" cxl_switched 60
-	check "both hosts are live members" both_live
+	check "both hosts are live members" wait_live 2 120
 	announce() { fence_channel_open && announce_slot "$(val "$S/host_slot")"; }
 	check "a tells the harness its slot over its fence channel" announce
 	# The harness stops this QEMU on this line, and never continues it.
@@ -40,7 +26,7 @@ a)
 b)
 	ktap_plan "fence" 5
 	check "cxl_switched binds the portal's $PORTAL_DAX" wait_driver "$PORTAL_DAX" cxl_switched 60
-	check "both hosts are live members" both_live
+	check "both hosts are live members" wait_live 2 120
 	aslot=$(awk '!/self/ && / live / { print $1 }' "$T/members")
 	before=$(owned)
 	fence_channel_open || diag "no fence channel"

@@ -13,35 +13,9 @@ boot=$(cmdline_arg cxlsw.boot || echo 1)
 # guests are busy: the lease must be well above that.
 LEASE=10000
 
-# now_cs: uptime in centiseconds (busybox date has no sub-second format).
-now_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
-
-lab_find_memdevs && lab_direct_up && modprobe cxl_switched lease_ms=$LEASE && lab_portal_region ||
-	{ diag "lab bring-up failed: see the console log"; return 0; }
-# One value a file in sysfs; the header's tables (members, owners) in debugfs.
-S=/sys/bus/dax/devices/$PORTAL_DAX/cxl_switched
-T=/sys/kernel/debug/cxl_switched/$PORTAL_DAX
+portal_member_up $LEASE || { diag "lab bring-up failed: see the console log"; return 0; }
 block=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
 blocks=$(($(region_size "$PORTAL_REGION") / block - 1))
-
-# live: number of live members in the member table.
-live() { grep -c ' live ' "$T/members"; }
-# wait_live N SECONDS
-wait_live() {
-	_i=0
-	until [ -r "$T/members" ] && [ "$(live)" -eq "$1" ]; do
-		[ $_i -ge $(($2 * 10)) ] && { cat "$T/members" 2>&1; return 1; }
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-}
-# owned: blocks this host owns (from owned_blocks, "0,2"); fails, printing
-# nothing, when owned_blocks is missing (not "0 blocks").
-owned() {
-	[ -r "$S/owned_blocks" ] || { echo "$S/owned_blocks is missing" >&2; return 1; }
-	tr ',' '\n' <"$S/owned_blocks" | grep -c '^[0-9]'
-	return 0
-}
 # mine_online: this host owns blocks (it does in a1 and b1) and node $pn
 # holds exactly them.
 mine_online() {
