@@ -10,7 +10,10 @@ driver's code, so that it can check what that code wrote:
                                           page); hostile-slot, hostile-members
                                           (one record a hostile peer wrote)
 
-`check` exits 1 and names every violation: a record with no valid copy, a
+`check` reads the committed state (a transaction in progress, the intent
+of a slot that is not free, counts as rolled back, as the spec's rollback
+makes it), so it can check a copy taken at any moment; it exits 1 and
+names every violation: a record with no valid copy, a
 block owned by a host that is not a live member, a block in a handoff that
 is not in use or does not list it, a handoff between hosts that are gone.
 With --final (every host but one is dead and has been reaped), exactly one
@@ -68,9 +71,11 @@ def superblock(img: bytes) -> dict:
     return sb
 
 
-def table(img: bytes, base: int, kind: int, index: int) -> bytes:
-    """The current copy of a table record: the valid one of larger generation."""
-    best = None
+def table(img: bytes, base: int, kind: int, index: int, undo=frozenset()) -> bytes:
+    """The current copy of a table record: the valid one of larger generation;
+    the other copy if the current one was written by a transaction in `undo`
+    (see pending()) and the other is valid, as its rollback would make it."""
+    copies = []
     for copy in (0, 1):
         off = base + (index * 2 + copy) * RECORD
         rec = img[off:off + RECORD]
@@ -79,11 +84,27 @@ def table(img: bytes, base: int, kind: int, index: int) -> bytes:
         k, i, gen = struct.unpack_from("<IIQ", rec, 0)
         if (k, i) != (kind, index):
             continue
-        if best is None or gen > best[0]:
-            best = (gen, rec)
-    if best is None:
+        copies.append((gen, rec))
+    if not copies:
         raise Violation(f"table {kind} record {index}: no valid copy")
-    return best[1]
+    copies.sort(key=lambda c: c[0], reverse=True)
+    cur = copies[0][1]
+    txid, writer, epoch = struct.unpack_from("<QHxxI", cur, 0x10)
+    if (writer, epoch, txid) in undo and len(copies) > 1:
+        return copies[1][1]
+    return cur
+
+
+def pending(img: bytes, sb: dict) -> frozenset:
+    """(slot, epoch, transaction) of every transaction in progress: the
+    intent in a slot that is not free. The committed state of the tables is
+    what they hold once each is rolled back."""
+    out = set()
+    for n in range(sb["host_slots"]):
+        st = slot(img, sb, n)
+        if st and st[0] != 0 and st[3]:
+            out.add((n, st[2], st[3]))
+    return frozenset(out)
 
 
 def slot(img: bytes, sb: dict, n: int):
@@ -105,12 +126,16 @@ def slot(img: bytes, sb: dict, n: int):
 
 
 def check(img: bytes, final: bool = False) -> dict:
+    """The invariants of the committed state (transactions in progress
+    rolled back, as the next lock holder would once their host is fenced):
+    checkable on a snapshot taken at any moment."""
     sb = superblock(img)
+    undo = pending(img, sb)
     errors = []
     data_blocks = sb["block_count"] - sb["header_blocks"]
     members = {}
     for n in range(sb["host_slots"]):
-        rec = table(img, sb["members"], KIND_MEMBERS, n // ENTRIES)
+        rec = table(img, sb["members"], KIND_MEMBERS, n // ENTRIES, undo)
         v = struct.unpack_from("<Q", rec, 0x20 + (n % ENTRIES) * 8)[0]
         epoch, state = v & 0xFFFFFFFF, (v >> 32) & 0xFFFF
         if v >> 48 or state > 2:
@@ -119,7 +144,7 @@ def check(img: bytes, final: bool = False) -> dict:
     live = {(n, e) for n, (s, e) in members.items() if s == 1}
     handoffs = {}
     for i in range(sb["handoff_count"]):
-        rec = table(img, sb["handoffs"], KIND_HANDOFF, i)
+        rec = table(img, sb["handoffs"], KIND_HANDOFF, i, undo)
         hid, state, outcome, src, dst, se, de, nx = struct.unpack_from("<QIIHHIII", rec, 0x20)
         ext = [struct.unpack_from("<II", rec, 0x40 + k * 8) for k in range(min(nx, 8))]
         if nx > 8 or state > 2 or outcome > 2:
@@ -131,7 +156,7 @@ def check(img: bytes, final: bool = False) -> dict:
                     errors.append(f"handoff {i} in progress with slot {who[0]} epoch {who[1]}, not a live member")
     owned = {}
     for b in range(data_blocks):
-        rec = table(img, sb["owners"], KIND_OWNERS, b // ENTRIES)
+        rec = table(img, sb["owners"], KIND_OWNERS, b // ENTRIES, undo)
         s, h, e = struct.unpack_from("<HHI", rec, 0x20 + (b % ENTRIES) * 8)
         if s not in (NO_SLOT, QUARANTINED):
             if (s, e) not in live:

@@ -3,7 +3,8 @@
 #
 #   1. stress: 8 processes on one file-backed portal, 10^5 operations,
 #      SIGKILLs (each confirmed off by the parent, the fence agent) and
-#      SIGSTOP pauses of 1-4 leases (never confirmed) at random points; the workers check block stamps and the
+#      SIGSTOP pauses of 1-4 leases (never confirmed) at random points, and
+#      snapshots of the portal every 2 s with every worker stopped; the workers check block stamps and the
 #      lock's exclusion as they go, then checkers/portal_spec.py (written
 #      from the spec, not from the driver's code) checks the final tables;
 #      a corrupted copy of the result must fail that check;
@@ -27,8 +28,9 @@ notok() { echo "not ok - $*"; fail=$((fail + 1)); }
 
 # ---- stress ----
 img=$OUT/stress.img
+rm -rf "$OUT/snaps"
 if "$BIN/portal-stress" "$img" --procs 8 --ops 100000 --kill-every 1000 --pause-every 200 \
-	--json >"$OUT/stress.json"; then
+	--snapshots "$OUT/snaps" --json >"$OUT/stress.json"; then
 	ok "stress: $(jq -r '"\(.operations) operations by \(.workers) processes, \(.kills) SIGKILLs, \(.pauses) pauses of 1-4 leases, \(.violations) violations, \(.suspects_left) suspects left, \(.seconds | floor) s"' "$OUT/stress.json")"
 	if jq -e '.operations >= 100000 and .kills >= 20 and .pauses >= 200' "$OUT/stress.json" >/dev/null; then
 		ok "stress: at least 10^5 operations, 20 SIGKILLs and 200 pauses"
@@ -43,6 +45,19 @@ if python3 "$REPO/checkers/portal_spec.py" check "$img" --final; then
 	ok "stress: the independent checker finds every invariant of the final tables"
 else
 	notok "stress: the independent checker found a violation"
+fi
+# Moments of the run (every worker stopped, the portal copied): the
+# committed state of each must hold the invariants too.
+snaps=$(ls "$OUT/snaps"/snap-*.img 2>/dev/null | wc -l)
+bad=0
+for s in "$OUT/snaps"/snap-*.img; do
+	[ -e "$s" ] || continue
+	python3 "$REPO/checkers/portal_spec.py" check "$s" >"$OUT/snap.log" 2>&1 || { bad=$((bad + 1)); cat "$OUT/snap.log"; }
+done
+if [ "$snaps" -ge 10 ] && [ "$bad" -eq 0 ]; then
+	ok "stress: the independent checker finds every invariant in $snaps snapshots taken during the run"
+else
+	notok "stress: $bad of $snaps snapshots taken during the run violate an invariant (at least 10 wanted)"
 fi
 # Negative control: the checker sees a block given to a fenced host.
 python3 - "$REPO/checkers" "$img" "$OUT/forged.img" <<'EOF'

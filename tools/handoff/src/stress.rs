@@ -327,6 +327,7 @@ pub fn worker(path: &Path, index: usize, seed: u64) -> Result<()> {
 /// What a stress run did.
 #[derive(Debug, serde::Serialize)]
 pub struct Summary {
+    pub snapshots: u64,
     pub workers: usize,
     pub operations: u64,
     pub kills: u64,
@@ -336,6 +337,40 @@ pub struct Summary {
     pub seconds: f64,
     pub final_owned: u64,
     pub final_free: u64,
+}
+
+/// Stops `running` (and waits until each is stopped), copies the portal's
+/// bytes of `path` to `dir/snap-N.img`, and continues them.
+fn snapshot(path: &Path, dir: &Path, n: u64, running: &[&Child]) -> Result<()> {
+    for c in running {
+        signal(c, libc::SIGSTOP)?;
+    }
+    for c in running {
+        let stat = format!("/proc/{}/stat", c.id());
+        let t0 = Instant::now();
+        // The third field of stat is the state: T once the stop took effect.
+        while std::fs::read_to_string(&stat)
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('T')
+            })
+            .unwrap_or(false)
+            && t0.elapsed() < Duration::from_secs(1)
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let out = dir.join(format!("snap-{n}.img"));
+    std::fs::write(&out, &bytes[..PORTAL_BYTES.min(bytes.len())])
+        .with_context(|| format!("writing {}", out.display()))?;
+    for c in running {
+        signal(c, libc::SIGCONT)?;
+    }
+    Ok(())
 }
 
 /// The fence agent's confirmation that host `u` (a worker it killed) is
@@ -380,7 +415,10 @@ fn spawn(exe: &Path, path: &Path, index: usize, seed: u64) -> Result<Child> {
 /// The parent: `workers` processes until `ops` operations in total, a
 /// SIGKILL every `kill_every` operations on average and a SIGSTOP of one to
 /// four leases every `pause_every` (0: none); then a last host reaps the
-/// dead.
+/// dead. With `snapshots`, every two seconds it stops every worker, copies
+/// the portal into that directory (`snap-N.img`) and continues them: a
+/// moment of the run for the independent checker.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     exe: &Path,
     path: &PathBuf,
@@ -389,6 +427,7 @@ pub fn run(
     kill_every: u64,
     pause_every: u64,
     seed: u64,
+    snapshots: Option<&Path>,
 ) -> Result<Summary> {
     if workers == 0 || workers > MAX_WORKERS {
         bail!("--procs must be 1..={MAX_WORKERS}");
@@ -411,6 +450,10 @@ pub fn run(
     let mut next_pause = pause_every / 2 + rng.below(pause_every.max(1));
     let (mut pauses, mut paused) = (0, Vec::<(usize, Instant)>::new());
     let lease = Duration::from_millis(u64::from(TIMING.lease_ms));
+    let (mut next_snapshot, mut n_snapshots) = (Instant::now() + Duration::from_secs(2), 0);
+    if let Some(dir) = snapshots {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     while total(&m) < ops {
         std::thread::sleep(Duration::from_millis(2 + rng.below(8)));
         // Progress goes on while workers are paused: count it from the others.
@@ -444,6 +487,17 @@ pub fn run(
             signal(&children[i], libc::SIGCONT)?;
         }
         paused.retain(|&(_, until)| until > now);
+        if let Some(dir) = snapshots {
+            if now >= next_snapshot {
+                next_snapshot = now + Duration::from_secs(2);
+                let running: Vec<&Child> = (0..workers)
+                    .filter(|i| !paused.iter().any(|&(p, _)| p == *i))
+                    .map(|i| &children[i])
+                    .collect();
+                snapshot(path, dir, n_snapshots, &running)?;
+                n_snapshots += 1;
+            }
+        }
         if start.elapsed() > Duration::from_secs(900) {
             bail!("only {} operations after 15 minutes", total(&m));
         }
@@ -492,6 +546,7 @@ pub fn run(
     })
     .map_err(|e| anyhow::anyhow!("owner table: {}", e.as_str()))?;
     Ok(Summary {
+        snapshots: n_snapshots,
         workers,
         operations,
         kills,

@@ -41,6 +41,11 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     pause_every: u64,
 
+    /// Every two seconds, stop all workers, copy the portal to
+    /// DIR/snap-N.img (a moment of the run, for the checker) and go on.
+    #[arg(long, value_name = "DIR")]
+    snapshots: Option<PathBuf>,
+
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
             args.kill_every,
             args.pause_every,
             args.seed,
+            args.snapshots.as_deref(),
         )?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
