@@ -231,8 +231,8 @@ fn a_host_confirmed_off_is_reaped_and_stops() {
             .state,
         MemberState::Fenced
     );
-    // Its lease lapsed: it takes nothing; it cannot even give up: it was fenced.
-    assert_eq!(a.claim(&ma, 1).unwrap_err(), Error::Expired);
+    // It was fenced (and reaped): it takes nothing and cannot even give up.
+    assert_eq!(a.claim(&ma, 1).unwrap_err(), Error::Fenced);
     assert_eq!(a.leave(&ma).unwrap_err(), Error::Fenced);
     // It rejoins with a new epoch (maybe in its old slot) and owns nothing.
     let a2 = join(&ma, 1);

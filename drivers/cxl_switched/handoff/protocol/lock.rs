@@ -3,9 +3,9 @@
 //! The portal lock: Lamport's bakery over the host slots, and the expiry tracking it needs.
 
 use super::super::num::u32_as_usize;
-use super::abi::{MemberState, RecordError, SlotRecord, SlotState};
+use super::abi::{RecordError, SlotRecord, SlotState};
 use super::host::{Seen, UNSEEN};
-use super::records::{read_member, read_slot_settled, slot_mark};
+use super::records::{read_slot_settled, slot_mark};
 use super::{Error, Host, Medium};
 
 impl Host {
@@ -47,6 +47,8 @@ impl Host {
     /// largest value, the errors of [`Host::renew`], a read or a write.
     pub(super) fn lock<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         let slots = self.sb.geometry.host_slots;
+        // A host that was fenced writes nothing more, not even its doorway.
+        self.check_slot(m)?;
         self.write_slot(
             m,
             SlotRecord {
@@ -91,13 +93,10 @@ impl Host {
             if j == self.slot {
                 continue;
             }
-            // A fenced or departed member's last ticket does not count; a joining host's does.
-            let live = read_member(m, &self.sb, j)?;
-            let counts = |r: &SlotRecord| match r.state {
-                SlotState::Free | SlotState::Fenced => false,
-                SlotState::Claiming => true,
-                SlotState::Member => live.state == MemberState::Live && live.epoch == r.epoch,
-            };
+            // Only a host confirmed off, or gone, does not count. Not the member table: it may
+            // hold what an unfinished transaction wrote (a holder's own leave, paused half way)
+            // or what was true before the slot's host joined.
+            let counts = |r: &SlotRecord| !matches!(r.state, SlotState::Free | SlotState::Fenced);
             loop {
                 let wait = match self.settled(m, j, start)? {
                     Some(r) if counts(&r) => {

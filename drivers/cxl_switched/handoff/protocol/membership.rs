@@ -108,32 +108,61 @@ impl Host {
         }
     }
 
+    /// Records this host's new epoch in the member table, under the lock. A join that fails
+    /// part way (its lease lapsed during a pause, say) is rolled back before the lock is let go,
+    /// so that a member entry never stands without its host's slot saying so.
     pub(super) fn finish_join<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
-        self.lock(m)?;
-        let r = (|| {
-            self.reap_fenced(m)?;
-            let old = read_member(m, &self.sb, self.slot)?;
+        let claim = self.rec;
+        self.locked_op(m, |h, m| {
+            h.reap_fenced(m)?;
+            let old = read_member(m, &h.sb, h.slot)?;
             if old.state == MemberState::Live {
                 // The slot's last member gave the slot up (wrote it free) without leaving.
-                self.reap(m, self.slot, old.epoch, 0)?;
+                h.reap(m, h.slot, old.epoch, 0)?;
             }
             let epoch = old.epoch.wrapping_add(1).max(1);
-            let tx = self.begin(m, Op::Join)?;
-            self.set_member(
+            let tx = h.begin(m, Op::Join)?;
+            h.set_member(
                 m,
                 &tx,
-                self.slot,
+                h.slot,
                 Member {
                     epoch,
                     state: MemberState::Live,
                 },
             )?;
-            self.rec.state = SlotState::Member;
-            self.rec.epoch = epoch;
-            self.commit(m, tx)
-        })();
-        self.unlock(m)?;
-        r
+            h.rec.state = SlotState::Member;
+            h.rec.epoch = epoch;
+            h.commit(m, tx).inspect_err(|_| {
+                // Its intent and records carry the claim's epoch: roll back as the claimant.
+                h.rec.state = claim.state;
+                h.rec.epoch = claim.epoch;
+            })
+        })
+    }
+
+    /// Checks that this host's slot still holds what it last wrote there.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Fenced`] if a confirmer marked it off or a reaper freed its slot,
+    /// [`Error::Evicted`] if the slot holds another host's record; the error of a read.
+    pub(super) fn check_slot<M: Medium>(&self, m: &M) -> Result<(), Error> {
+        // Only this host writes its slot, but for a confirmer (who marks it fenced) and a reaper
+        // (who frees it after that). The member table is no witness: a host that does not hold
+        // the lock may read it half rewritten.
+        match read_slot(m, &self.sb, self.slot)?.0 {
+            Ok(r) if r == self.rec => {}
+            // Marked off by a confirmer, or freed by its reaper after that.
+            Ok(r)
+                if r.state == SlotState::Free
+                    || (r.state == SlotState::Fenced && r.host == self.rec.host) =>
+            {
+                return Err(Error::Fenced)
+            }
+            _ => return Err(Error::Evicted),
+        }
+        Ok(())
     }
 
     /// Renews this host's lease: checks that its slot is still its own and that it was not
@@ -146,16 +175,7 @@ impl Host {
     /// [`Error::Fenced`] if another host fenced this one; the error of a read or a write.
     pub(crate) fn renew<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         self.guard(m)?;
-        match read_slot(m, &self.sb, self.slot)?.0 {
-            Ok(r) if r == self.rec => {}
-            _ => return Err(Error::Evicted),
-        }
-        if self.rec.state == SlotState::Member {
-            let mem = read_member(m, &self.sb, self.slot)?;
-            if mem.state != MemberState::Live || mem.epoch != self.rec.epoch {
-                return Err(Error::Fenced);
-            }
-        }
+        self.check_slot(m)?;
         let now = m.now_ms();
         self.write_slot(m, self.rec)?;
         self.renewed_ms = now;
@@ -220,13 +240,8 @@ impl Host {
                 .map_or(0, |s| now.saturating_sub(s.since_ms));
             let (host, epoch, confirmed) = match read_slot(m, &self.sb, j)?.0 {
                 Ok(r) if r.state == SlotState::Free => continue,
-                Ok(r) if r.state == SlotState::Member => {
-                    let mem = read_member(m, &self.sb, j)?;
-                    if mem.state != MemberState::Live || mem.epoch != r.epoch {
-                        continue;
-                    }
-                    (Some(r.host), r.epoch, false)
-                }
+                // Whatever the member table says (an unfinished leave may have written it): the
+                // slot's host may still be inside the lock.
                 Ok(r) => (Some(r.host), r.epoch, r.state == SlotState::Fenced),
                 Err(_) => (None, 0, false),
             };

@@ -103,14 +103,53 @@ pub(crate) fn read_table<M: Medium>(
     current([copy(0)?, copy(1)?]).ok_or(Error::Corrupt(kind, index))
 }
 
-/// Reads the member entry of `slot`.
+/// Reads record `index` of table `kind` where the lock holder may be writing it (a host that
+/// does not hold the lock, or holds it and reads what may be another's): copy 0, copy 1, then
+/// copy 0 again, as [`read_slot_settled`] does. [`read_table`]'s two reads may straddle two
+/// writes of the holder and return the record from before both; if copy 0 did not change, every
+/// write in between went to copy 1, so the result is the record of some instant of the read (or,
+/// while copy 1 is being rewritten by an unfinished transaction, the record from before it).
 ///
 /// # Errors
 ///
-/// [`Error::Corrupt`] if the record has no valid copy or the entry does not decode.
+/// [`Error::Corrupt`] if neither copy is valid; [`Error::TimedOut`] if copy 0 kept changing;
+/// the error of a read.
+pub(crate) fn read_table_settled<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    kind: Kind,
+    index: u32,
+) -> Result<TableRecord, Error> {
+    let (first, second) = (
+        sb.record_offset(kind, index, 0),
+        sb.record_offset(kind, index, 1),
+    );
+    for _ in 0..SETTLE_READS {
+        let a = read_record(m, first)?;
+        let b = read_record(m, second)?;
+        if read_record(m, first)? == a {
+            let copies = [
+                TableRecord::decode(&a, kind, index),
+                TableRecord::decode(&b, kind, index),
+            ];
+            return current(copies)
+                .map(|(r, _)| r)
+                .ok_or(Error::Corrupt(kind, index));
+        }
+        m.sleep_ms(0);
+    }
+    Err(Error::TimedOut)
+}
+
+/// Reads the member entry of `slot` (a settled read: see [`read_table_settled`]).
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] if the record has no valid copy or the entry does not decode; those of
+/// [`read_table_settled`].
 pub(crate) fn read_member<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Result<Member, Error> {
     let index = slot / ENTRIES_PER_RECORD;
-    let (rec, _) = read_table(m, sb, Kind::Members, index)?;
+    let rec = read_table_settled(m, sb, Kind::Members, index)?;
     rec.entry(slot % ENTRIES_PER_RECORD)
         .and_then(Member::decode)
         .ok_or(Error::Corrupt(Kind::Members, index))
@@ -130,7 +169,8 @@ pub(crate) fn read_handoff<M: Medium>(
     Handoff::decode(&rec.payload).ok_or(Error::Corrupt(Kind::Handoff, index))
 }
 
-/// Calls `f` with every data block and its owner entry.
+/// Calls `f` with every data block and its owner entry (settled reads: see
+/// [`read_table_settled`]).
 ///
 /// # Errors
 ///
@@ -142,7 +182,7 @@ pub(crate) fn for_each_owner<M: Medium>(
 ) -> Result<(), Error> {
     let blocks = sb.geometry.data_blocks();
     for index in 0..sb.owner_records() {
-        let (rec, _) = read_table(m, sb, Kind::Owners, index)?;
+        let rec = read_table_settled(m, sb, Kind::Owners, index)?;
         for i in 0..ENTRIES_PER_RECORD {
             let block = u64::from(index) * u64::from(ENTRIES_PER_RECORD) + u64::from(i);
             if block < blocks {
