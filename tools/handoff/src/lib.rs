@@ -25,6 +25,10 @@ mod hostile_props;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod interleave;
+#[cfg(test)]
+mod interleave_tests;
+#[cfg(test)]
 mod lock_tests;
 #[cfg(test)]
 mod protocol_tests;
