@@ -18,6 +18,8 @@ struct Racing<'a> {
     inner: SimHost<'a>,
     mem: &'a SharedMem,
     at: Cell<u64>,
+    /// Reads of `at` to let pass before the hook runs.
+    skip: Cell<u32>,
     hook: RefCell<Option<Hook<'a>>>,
 }
 
@@ -27,19 +29,24 @@ impl<'a> Racing<'a> {
             inner: mem.host(),
             mem,
             at: Cell::new(u64::MAX),
+            skip: Cell::new(0),
             hook: RefCell::new(None),
         }
     }
 
-    fn arm(&self, at: u64, hook: impl FnOnce(&SharedMem) + 'a) {
+    /// Runs `hook` before the read of `at` that follows `skip` reads of it.
+    fn arm_nth(&self, at: u64, skip: u32, hook: impl FnOnce(&SharedMem) + 'a) {
         self.at.set(at);
+        self.skip.set(skip);
         *self.hook.borrow_mut() = Some(Box::new(hook));
     }
 }
 
 impl Medium for Racing<'_> {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        if offset == self.at.get() {
+        if offset == self.at.get() && self.skip.get() > 0 {
+            self.skip.set(self.skip.get() - 1);
+        } else if offset == self.at.get() {
             if let Some(hook) = self.hook.borrow_mut().take() {
                 hook(self.mem);
             }
@@ -126,8 +133,10 @@ fn a_reader_never_takes_the_holders_doorway_copy_for_its_record() {
             };
             put(&mem, base, &doorway.encode());
             put(&mem, base + RECORD_BYTES, &ticket.encode());
-            // ... then, before y reads copy 1, x renews into copy 0 and is writing copy 1.
-            my.arm(base + RECORD_BYTES, move |mem| {
+            // ... then, before y reads copy 1 for its ticket (after its doorway's watch of
+            // every slot and its watch of x's just before the read, each a read of copy 1), x
+            // renews into copy 0 and is writing copy 1.
+            my.arm_nth(base + RECORD_BYTES, 2, move |mem| {
                 put(mem, base, &r.encode());
                 let mut torn = SlotRecord {
                     generation: r.generation + 1,
