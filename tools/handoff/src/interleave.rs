@@ -37,7 +37,8 @@ use std::rc::Rc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use crate::abi::{Geometry, MemberState, Owner, SlotState, Superblock, Timing};
+use crate::abi::handoff::Extent;
+use crate::abi::{Geometry, HandoffState, MemberState, Owner, SlotState, Superblock, Timing};
 use crate::medium::SharedMem;
 use crate::protocol::{self, Error, Host, Medium};
 
@@ -67,6 +68,10 @@ enum Access {
     Write,
     /// Sleep until the clock reads this.
     Sleep(u64),
+    /// It just read copy 0 of this slot: hold it until the slot's host wrote the slot once or
+    /// twice more and is half way through the next write (the straddling adversary, see
+    /// [`run_with`]).
+    Hold(u32),
 }
 
 /// xorshift64*: reproducible, no dependency.
@@ -126,9 +131,12 @@ pub(crate) struct Stats {
     pub(crate) locked: u64,
     pub(crate) pauses: u64,
     pub(crate) crashes: u64,
+    /// Fence requests the agent answered with "off" (it killed the host, or it was dead).
     pub(crate) fenced: u64,
     pub(crate) self_fenced: u64,
     pub(crate) torn: u64,
+    /// Reads the straddling adversary made fall on a torn write after one or two others.
+    pub(crate) straddled: u64,
     /// Hosts that could not leave within their tries at the end (the janitor fences them).
     pub(crate) stuck: u64,
 }
@@ -145,6 +153,7 @@ impl Stats {
         self.fenced += o.fenced;
         self.self_fenced += o.self_fenced;
         self.torn += o.torn;
+        self.straddled += o.straddled;
         self.stuck += o.stuck;
     }
 }
@@ -228,8 +237,8 @@ impl Oracle {
             self.note(0, i, || "killed by the fence agent".into());
             self.die(i);
             self.kill.push(i);
-            self.stats.fenced += 1;
         }
+        self.stats.fenced += 1;
         true
     }
 }
@@ -239,6 +248,35 @@ struct World {
     mem: RefCell<Vec<u8>>,
     now: Cell<u64>,
     oracle: RefCell<Oracle>,
+    /// The straddling adversary, if it plays: which reads of a slot's copy 0 it holds.
+    straddle: Option<RefCell<Rng>>,
+    /// Per slot, its complete writes, and whether a write of it is half done.
+    slot_writes: RefCell<Vec<(u64, bool)>>,
+}
+
+impl World {
+    /// The slot whose copy `copy` starts at `offset`, if one does.
+    fn slot_at(sb: &Superblock, offset: u64, copy: u64) -> Option<u32> {
+        let rel = offset.checked_sub(sb.slot_offset(0))?;
+        let size = sb.slot_offset(1) - sb.slot_offset(0);
+        let j = u32::try_from(rel / size).ok()?;
+        (j < sb.geometry.host_slots && rel % size == copy * crate::abi::RECORD_BYTES).then_some(j)
+    }
+
+    fn slot_write(&self, sb: &Superblock, offset: u64, len: usize, done: bool) {
+        if self.straddle.is_none() || len != crate::abi::RECORD_SIZE {
+            return;
+        }
+        let Some(j) = Self::slot_at(sb, offset, 0).or_else(|| Self::slot_at(sb, offset, 1)) else {
+            return;
+        };
+        if let Some(w) = self.slot_writes.borrow_mut().get_mut(j as usize) {
+            w.1 = !done;
+            if done {
+                w.0 += 1;
+            }
+        }
+    }
 }
 
 impl World {
@@ -279,15 +317,25 @@ impl Medium for Stepped<'_> {
         self.y.suspend(Access::Read);
         self.w.read(offset, a)?;
         self.y.suspend(Access::Read);
-        self.w.read(offset + half as u64, b)
+        self.w.read(offset + half as u64, b)?;
+        if let (Some(rng), true) = (&self.w.straddle, buf.len() == crate::abi::RECORD_SIZE) {
+            if let Some(j) = World::slot_at(&self.sb, offset, 0) {
+                if rng.borrow_mut().below(4) == 0 {
+                    self.y.suspend(Access::Hold(j));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
         let half = data.len() / 2;
         self.y.suspend(Access::Write);
         self.w.write(offset, &data[..half])?;
+        self.w.slot_write(&self.sb, offset, data.len(), false);
         self.y.suspend(Access::Write);
         let r = self.w.write(offset + half as u64, &data[half..]);
+        self.w.slot_write(&self.sb, offset, data.len(), true);
         self.w
             .oracle
             .borrow_mut()
@@ -369,16 +417,35 @@ impl Medium for Direct<'_> {
 pub(crate) struct Program {
     /// Operations before it leaves.
     pub(crate) ops: u32,
-    /// Out of 100: claim, give back, locked section, heartbeat, fence suspects; the rest
-    /// leave and join again.
-    pub(crate) mix: [u8; 5],
+    /// Out of 100: claim, give back, locked section, heartbeat, fence suspects, offer a block
+    /// to another member, act on the handoffs (accept, release, cancel); the rest leave and
+    /// join again.
+    pub(crate) mix: [u8; 7],
 }
 
 impl Program {
     pub(crate) const MIXED: Program = Program {
         ops: 5,
-        mix: [25, 15, 15, 15, 20],
+        mix: [20, 10, 15, 10, 15, 10, 15],
     };
+}
+
+/// Asks the fence agent to fence every suspect `h` sees, and records each one it confirms off.
+fn fence_suspects(h: &mut Host, m: &Stepped<'_>) -> Result<(), Error> {
+    let mut suspects = Vec::new();
+    h.suspects(m, |s| suspects.push(s))?;
+    for s in suspects {
+        if let (false, Some(u)) = (s.confirmed, s.host) {
+            if m.w.oracle.borrow_mut().fence(u) {
+                match h.confirm_fenced(m, s.slot, u) {
+                    // Another host confirmed and reaped it meanwhile.
+                    Ok(()) | Err(Error::Invalid(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One simulated host's program, run on its coroutine.
@@ -497,21 +564,58 @@ impl Worker<'_> {
                     .map(|()| true)
                 }
                 3 => h.heartbeat(m).map(|_| true),
+                4 => {
+                    fence_suspects(h, m)?;
+                    h.heartbeat(m).map(|_| true)
+                }
+                5 => {
+                    // One owned block to a random other member; it stops using it first.
+                    let sb = *h.superblock();
+                    let target = u32::try_from(self.rng.below(u64::from(sb.geometry.host_slots)))
+                        .unwrap_or(0);
+                    let mine: Vec<u64> =
+                        m.w.oracle.borrow().using[self.i].iter().copied().collect();
+                    if mine.is_empty()
+                        || target == h.slot()
+                        || protocol::records::read_member(m, &sb, target)?.state
+                            != MemberState::Live
+                    {
+                        return h.heartbeat(m).map(|_| true);
+                    }
+                    let b = mine[usize::try_from(self.rng.below(mine.len() as u64)).unwrap_or(0)];
+                    m.w.oracle.borrow_mut().using[self.i].remove(&b);
+                    let ext = [Extent {
+                        start: u32::try_from(b).unwrap_or(u32::MAX),
+                        count: 1,
+                    }];
+                    match h.offer(m, target, &ext) {
+                        Ok(_) | Err(Error::Invalid(_) | Error::Full(_)) => Ok(true),
+                        Err(e) => Err(e),
+                    }
+                }
                 _ => {
-                    let mut suspects = Vec::new();
-                    h.suspects(m, |s| suspects.push(s))?;
-                    for s in suspects {
-                        if let (false, Some(u)) = (s.confirmed, s.host) {
-                            if m.w.oracle.borrow_mut().fence(u) {
-                                match h.confirm_fenced(m, s.slot, u) {
-                                    // Another host confirmed and reaped it meanwhile.
-                                    Ok(()) | Err(Error::Invalid(_)) => {}
-                                    Err(e) => return Err(e),
-                                }
+                    // Accept what is offered to it (or cancel it), release what it offered and
+                    // was accepted.
+                    let sb = *h.superblock();
+                    for index in 0..sb.handoffs {
+                        let x = protocol::records::read_handoff(m, &sb, index)?;
+                        let slot = u16::try_from(h.slot()).unwrap_or(u16::MAX);
+                        let to_me = x.target == slot && x.target_epoch == h.epoch();
+                        let from_me = x.source == slot && x.source_epoch == h.epoch();
+                        let r = match x.state {
+                            HandoffState::Offered if to_me && self.rng.below(4) != 0 => {
+                                h.accept(m, index, x.id)
                             }
+                            HandoffState::Offered if to_me || from_me => h.cancel(m, index, x.id),
+                            HandoffState::Accepted if from_me => h.release(m, index, x.id),
+                            _ => continue,
+                        };
+                        match r {
+                            Ok(()) | Err(Error::Invalid(_)) => {}
+                            Err(e) => return Err(e),
                         }
                     }
-                    h.heartbeat(m).map(|_| true)
+                    Ok(true)
                 }
             };
         }
@@ -545,6 +649,10 @@ impl Worker<'_> {
                     return;
                 }
                 Err(e) => {
+                    if e == Error::Suspect {
+                        // Its fencing needs no lease of its own: the agent kills, then says.
+                        let _ = fence_suspects(&mut h, &self.m);
+                    }
                     self.lapsed = Some(h);
                     if !matches!(e, Error::Suspect | Error::TimedOut | Error::Expired) {
                         self.oracle().violation(i, format!("leaving failed: {e:?}"));
@@ -577,8 +685,20 @@ impl Worker<'_> {
                     self.lapsed = Some(h);
                 }
             }
+            // A silent host holds the lock or a ticket: as the driver's fence agent does, it
+            // asks for the suspects to be fenced, then tries again later.
+            Err(Error::Suspect) => {
+                if let Some(mut h) = self.host.take() {
+                    let r = fence_suspects(&mut h, &self.m);
+                    self.host = Some(h);
+                    if let Err(e) = r {
+                        self.settle_result(Err(e));
+                    }
+                }
+                self.m.sleep_ms(1);
+            }
             // Waits that ended: it tries again later.
-            Err(Error::Suspect | Error::TimedOut | Error::Full(_)) => self.m.sleep_ms(1),
+            Err(Error::TimedOut | Error::Full(_)) => self.m.sleep_ms(1),
             Err(e) => {
                 self.oracle()
                     .violation(i, format!("unexpected error: {e:?}"));
@@ -599,6 +719,8 @@ struct Proc {
     wake: u64,
     /// Its next write would be the second half of a record.
     mid_write: bool,
+    /// Held by the straddling adversary: until slot `.0` has `.1` writes, since step `.2`.
+    held: Option<(u32, u64, u64)>,
 }
 
 /// A scheduler's choice before a step.
@@ -629,6 +751,16 @@ pub(crate) struct RandomChooser {
 }
 
 impl RandomChooser {
+    /// Schedules of a fixed character: per million steps, switches, pauses and crashes.
+    pub(crate) fn with(seed: u64, switch: u64, pause: u64, crash: u64) -> Self {
+        RandomChooser {
+            rng: Rng::new(seed),
+            switch,
+            pause,
+            crash,
+        }
+    }
+
     pub(crate) fn new(seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         // Each schedule its own character: fine or coarse interleaving, few or many pauses.
@@ -764,6 +896,20 @@ pub(crate) struct Outcome {
 
 /// Runs `hosts` hosts with `program` under `chooser`; `seed` picks what the hosts do.
 pub(crate) fn run(hosts: usize, program: Program, seed: u64, chooser: &mut dyn Chooser) -> Outcome {
+    run_with(hosts, program, seed, chooser, false)
+}
+
+/// [`run`], and with `straddle` an adversary beside the chooser: after a quarter of the reads of
+/// a slot's copy 0, it holds the reader until the slot's host wrote the slot once or twice more
+/// and is half way through the next write, then runs the reader at once: the read of copy 1
+/// that follows falls on the torn write, and the copy 0 it read may be from two writes ago.
+pub(crate) fn run_with(
+    hosts: usize,
+    program: Program,
+    seed: u64,
+    chooser: &mut dyn Chooser,
+    straddle: bool,
+) -> Outcome {
     thread_local! {
         static TEMPLATE: (Vec<u8>, Superblock) = formatted();
     }
@@ -771,6 +917,8 @@ pub(crate) fn run(hosts: usize, program: Program, seed: u64, chooser: &mut dyn C
     let w = Rc::new(World {
         mem: RefCell::new(bytes),
         now: Cell::new(1_000),
+        straddle: straddle.then(|| RefCell::new(Rng::new(seed ^ 0x5eed))),
+        slot_writes: RefCell::new(vec![(0, false); GEO.host_slots as usize]),
         oracle: RefCell::new(Oracle {
             using: vec![BTreeSet::new(); hosts],
             locked: vec![false; hosts],
@@ -801,6 +949,7 @@ pub(crate) fn run(hosts: usize, program: Program, seed: u64, chooser: &mut dyn C
                 next: Access::Read,
                 wake: 0,
                 mid_write: false,
+                held: None,
             }
         })
         .collect();
@@ -817,11 +966,38 @@ pub(crate) fn run(hosts: usize, program: Program, seed: u64, chooser: &mut dyn C
         if alive.is_empty() {
             break;
         }
-        let ready: Vec<usize> = alive
+        let awake: Vec<usize> = alive
             .iter()
             .copied()
             .filter(|&i| procs[i].wake <= now)
             .collect();
+        // The straddling adversary: a held reader whose moment came runs now; one held too long,
+        // or with nobody else to wait for, is let go.
+        let writes = w.slot_writes.borrow().clone();
+        let due = awake.iter().copied().find(|&i| {
+            procs[i]
+                .held
+                .is_some_and(|(j, n, _)| writes[j as usize].0 >= n && writes[j as usize].1)
+        });
+        let others = awake.iter().filter(|&&i| procs[i].held.is_none()).count();
+        for &i in &awake {
+            if let Some((_, _, since)) = procs[i].held {
+                if others == 0 || steps - since > 2_000 {
+                    procs[i].held = None;
+                }
+            }
+        }
+        let ready: Vec<usize> = match due {
+            Some(i) => {
+                procs[i].held = None;
+                w.oracle.borrow_mut().stats.straddled += 1;
+                vec![i]
+            }
+            None => awake
+                .into_iter()
+                .filter(|&i| procs[i].held.is_none())
+                .collect(),
+        };
         if ready.is_empty() {
             // Everyone waits: the clock moves to the first wake-up.
             let next = alive.iter().map(|&i| procs[i].wake).min().unwrap_or(now);
@@ -876,8 +1052,15 @@ pub(crate) fn run(hosts: usize, program: Program, seed: u64, chooser: &mut dyn C
                     Ok(CoroutineResult::Yield(a)) => {
                         p.mid_write = was_write && a == Access::Write && !p.mid_write;
                         p.next = a;
-                        if let Access::Sleep(until) = a {
-                            p.wake = until;
+                        match a {
+                            Access::Sleep(until) => p.wake = until,
+                            Access::Hold(j) => {
+                                // One write then a torn one straddles a read whose copy 0 was
+                                // the older copy; two, one whose copy 0 was the current one.
+                                let n = 1 + (steps & 1);
+                                p.held = Some((j, writes[j as usize].0 + n, steps));
+                            }
+                            _ => {}
                         }
                     }
                     Ok(CoroutineResult::Return(())) => p.co = None,
