@@ -1,12 +1,14 @@
 # Scenario: a paused host is fenced before its blocks are reclaimed. Both
 # hosts join and own blocks; the harness stops host a's QEMU (QMP stop) and
-# leaves it stopped. Host b runs a fence agent: it asks the harness (the
+# leaves it stopped (scenario kill: SIGKILLs it instead, see kill.sh). Host b runs a fence agent: it asks the harness (the
 # lab's power switch) to fence its suspect; the harness kills a's QEMU
 # (SIGKILL) and only then answers "off"; the agent confirms it with
 # portalctl, and b reaps a and onlines its blocks. Nothing of a's is taken
 # before a is off.
 host=$(cmdline_arg cxlsw.host)
 LEASE=10000
+# What the harness does to a at its marker (lab/fabric.toml): pause or kill.
+FAULT=${FAULT:-pause}
 
 portal_member_up $LEASE || { diag "lab bring-up failed: see the console log"; return 0; }
 block=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
@@ -14,17 +16,18 @@ blocks=$(($(region_size "$PORTAL_REGION") / block - 1))
 
 case "$host" in
 a)
-	ktap_plan "fence" 3
+	ktap_plan "$scenario" 3
 	check "cxl_switched binds the portal's $PORTAL_DAX" wait_driver "$PORTAL_DAX" cxl_switched 60
 	check "both hosts are live members" wait_live 2 120
 	announce() { fence_channel_open && announce_slot "$(val "$S/host_slot")"; }
 	check "a tells the harness its slot over its fence channel" announce
-	# The harness stops this QEMU on this line, and never continues it.
-	diag "cxlsw: ready to pause"
+	# The harness stops this QEMU on this line and never continues it, or
+	# kills it while it runs.
+	diag "cxlsw: ready to $FAULT"
 	sleep 600
 	;;
 b)
-	ktap_plan "fence" 5
+	ktap_plan "$scenario" 5
 	check "cxl_switched binds the portal's $PORTAL_DAX" wait_driver "$PORTAL_DAX" cxl_switched 60
 	check "both hosts are live members" wait_live 2 120
 	aslot=$(awk '!/self/ && / live / { print $1 }' "$T/members")
