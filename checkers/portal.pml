@@ -38,9 +38,14 @@
  *  - Crashes: a host may crash before any write and in the middle of a slot write, and then
  *    never takes a step again. What it wrote stays: its slot, its ticket, its half transaction.
  *  - Fencing: the fence agent confirms only crashed hosts ("fence = crash, then confirm"), so a
- *    paused host is never confirmed. It records the confirmation in the host's slot as the
- *    host's last record with state fenced, no ticket and generation + 1, in a two-step write.
- *    Only a fenced slot's host is rolled back and reaped, and a fenced slot no longer counts.
+ *    paused host is never confirmed. The model records the confirmation in the crashed host's
+ *    slot as its last record with state fenced, no ticket and generation + 1, in a two-step
+ *    write; the code records it in the confirmer's own slot as (slot, epoch) and never writes
+ *    the crashed host's slot. For the model's hosts, which never boot again, the two say the
+ *    same: "this incarnation is off" becomes true once, stays true, and nobody else writes
+ *    that slot. Only a fenced (known off) host is rolled back and reaped, and it no longer
+ *    counts in the bakery. The interleaving harness (tools/handoff/src/interleave.rs) runs the
+ *    code's own rule, with hosts that boot again in their slot.
  *  - Tables (the member, owner and handoff records), two copies each, with the tx.rs rules.
  *    A put goes to the copy that is not current, or over the current one if this transaction
  *    wrote it. A rollback zeroes the current copy that the open transaction wrote, if the
@@ -76,9 +81,9 @@
  *    can still finish; every block a host uses is its own, or the one it is handing off.
  *
  * Not modelled
- *  - Format and the first slot claim. A settle-time read-back decides them, and they are not
- *    pause-safe yet (the ABI's "What still uses time"). The hosts start as members in distinct
- *    pre-assigned slots, and a join reuses the host's own slot, so no two claims race.
+ *  - Format. One host formats (host index 0), before any host joins: nothing races it. The
+ *    hosts start as members in their own slots, and a join reuses the host's own slot, as the
+ *    protocol does (slot k is host index k's).
  *  - Several hosts recording the same confirmation; renewals outside transactions (they are
  *    rewrites like begin and commit, which are modelled); cancel; quarantine; more than one
  *    handoff record or block per handoff; a crashed host booting again; the data-block

@@ -97,13 +97,15 @@ def table(img: bytes, base: int, kind: int, index: int, undo=frozenset()) -> byt
 
 def pending(img: bytes, sb: dict) -> frozenset:
     """(slot, epoch, transaction) of every transaction in progress: the
-    intent in a slot that is not free. The committed state of the tables is
-    what they hold once each is rolled back."""
+    intent in a slot (a free one too: a host that booted again carries its
+    dead incarnation's intent until it is rolled back). The epoch is the
+    intent's upper 32 bits, the incarnation that began it. The committed
+    state of the tables is what they hold once each is rolled back."""
     out = set()
     for n in range(sb["host_slots"]):
         st = slot(img, sb, n)
-        if st and st[0] != 0 and st[3]:
-            out.add((n, st[2], st[3]))
+        if st and st[3]:
+            out.add((n, st[3] >> 32, st[3]))
     return frozenset(out)
 
 
@@ -116,7 +118,9 @@ def slot(img: bytes, sb: dict, n: int):
         if rec == bytes(RECORD) or not sealed(rec):
             continue
         kind, state, gen = struct.unpack_from("<IIQ", rec, 0)
-        if kind != SLOT_KIND:
+        confirms = struct.unpack_from("<I", rec, 0x3C)[0]
+        # States 0 free, 1 claiming, 2 member; at most 16 confirmations.
+        if kind != SLOT_KIND or state > 2 or confirms > 16:
             continue
         epoch = struct.unpack_from("<I", rec, 0x20)[0]
         intent = struct.unpack_from("<Q", rec, 0x30)[0]

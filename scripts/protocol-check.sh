@@ -32,7 +32,7 @@ notok() { echo "not ok - $*"; fail=$((fail + 1)); }
 # ---- stress ----
 img=$OUT/stress.img
 rm -rf "$OUT/snaps"
-if "$BIN/portal-stress" "$img" --procs 8 --ops 100000 --kill-every 1000 --pause-every 200 \
+if "$BIN/portal-stress" "$img" --procs 8 --ops 100000 --kill-every 1000 --pause-every 350 \
 	--snapshots "$OUT/snaps" --json >"$OUT/stress.json"; then
 	ok "stress: $(jq -r '"\(.operations) operations by \(.workers) processes, \(.kills) SIGKILLs, \(.pauses) pauses of 1-4 leases, \(.violations) violations, \(.suspects_left) suspects left, \(.seconds | floor) s"' "$OUT/stress.json")"
 	if jq -e '.operations >= 100000 and .kills >= 20 and .pauses >= 200' "$OUT/stress.json" >/dev/null; then

@@ -60,6 +60,10 @@ module! {
             default: 0,
             description: "Serial number of a portal whose refused header may be formatted over",
         },
+        host_index: i32 {
+            default: -1,
+            description: "This host's index among the hosts sharing its portals (0-63), each its own; host 0 formats an empty portal (required)",
+        },
     },
 }
 
@@ -76,10 +80,12 @@ fn params() -> Result<Params> {
         host_slots: module_parameters::host_slots.value(),
         lease_ms: module_parameters::lease_ms.value(),
         reformat: module_parameters::reformat.value(),
+        host_index: u32::try_from(module_parameters::host_index.value()).map_err(|_| EINVAL)?,
     };
     let ok = (1..=100).contains(&p.claim_pct)
         && (1..=MAX_HOST_SLOTS).contains(&p.host_slots)
-        && (400..=600_000).contains(&p.lease_ms);
+        && (400..=600_000).contains(&p.lease_ms)
+        && p.host_index < MAX_HOST_SLOTS;
     if ok {
         Ok(p)
     } else {
@@ -129,6 +135,13 @@ impl kernel::Module for CxlSwitched {
             pr_err!("switched={switched} is not -1, 0 or 1; not loaded\n");
             return Err(EINVAL);
         }
+        let index = module_parameters::host_index.value();
+        if !(0..64).contains(&index) {
+            pr_err!(
+                "host_index={index}: each host sharing a portal needs its own host_index (0-63); not loaded\n"
+            );
+            return Err(EINVAL);
+        }
         if params().is_err() {
             pr_err!("claim_pct, host_slots or lease_ms out of range (see modinfo); not loaded\n");
             return Err(EINVAL);
@@ -138,8 +151,9 @@ impl kernel::Module for CxlSwitched {
         let driver = KBox::pin_init(dax::Registration::new(c"cxl_switched", module), GFP_KERNEL)
             .inspect_err(|e| pr_err!("registering the dax driver failed ({e:?}); not loaded\n"))?;
         pr_info!(
-            "loaded (switched={}); portal header reserves {} memory block(s)\n",
+            "loaded (switched={}, host_index={}); portal header reserves {} memory block(s)\n",
             switched,
+            index,
             HEADER_BLOCKS
         );
         Ok(Self {

@@ -11,11 +11,11 @@
 //! | `Corrupt`                      | `EUCLEAN`         | a table record has no valid copy |
 //! | `Overflow`                     | `EUCLEAN`         | a counter at its largest value   |
 //! | `Expired`, `Fenced`, `Evicted` | `ESTALE`          | this host is no member any more  |
-//! | `Full`                         | `ENOSPC`          | every host slot or record taken  |
+//! | `Full`                         | `ENOSPC`          | no record or confirmation left   |
 //! | `Busy`                         | `EBUSY`           | another host is formatting       |
 //! | `Suspect`                      | `EAGAIN`          | a suspect holds the lock         |
 //! | `Invalid`                      | `EINVAL`          | a request the tables refuse      |
-//! | `TimedOut`                     | `ETIMEDOUT`       | a bounded wait ended             |
+//! | `TimedOut`, `Unformatted`      | `ETIMEDOUT`       | a bounded wait ended             |
 
 use kernel::{
     error::{code::*, Error},
@@ -39,7 +39,7 @@ impl From<ProtocolError> for Error {
             ProtocolError::Busy => EBUSY,
             ProtocolError::Suspect => EAGAIN,
             ProtocolError::Invalid(_) => EINVAL,
-            ProtocolError::TimedOut => ETIMEDOUT,
+            ProtocolError::TimedOut | ProtocolError::Unformatted => ETIMEDOUT,
         }
     }
 }

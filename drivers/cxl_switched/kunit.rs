@@ -294,11 +294,11 @@ mod protocol {
     }
 
     fn join(m: &Sim, n: u8) -> Result<KBox<Host>> {
-        let sb = *open(m, &GEO, [n + 100; 16], 4, TIMING)
+        let sb = *open(m, &GEO, [n + 100; 16], 4, TIMING, true)
             .map_err(|_| EIO)?
             .superblock();
         Ok(KBox::new(
-            Host::join(m, sb, [n; 16]).map_err(|_| EIO)?,
+            Host::join(m, sb, [n; 16], u32::from(n)).map_err(|_| EIO)?,
             GFP_KERNEL,
         )?)
     }

@@ -58,6 +58,8 @@ pub(crate) struct JoinParams {
     pub(crate) reformat: u64,
     /// Per cent of the portal's data blocks this host claims.
     pub(crate) claim_pct: u32,
+    /// This host's host index: the slot it writes.
+    pub(crate) host_index: u32,
 }
 
 /// What changes under the lock: this host's membership and the blocks it has online.
@@ -130,11 +132,12 @@ impl Membership {
             let sb = open(dev, name, &m, params)?;
             let mut uuid = [0u8; 16];
             random::fill_bytes(&mut uuid);
-            let host = Host::join(&m, sb, uuid).map_err(|e| {
+            let host = Host::join(&m, sb, uuid, params.host_index).map_err(|e| {
                 dev_err!(
                     dev,
-                    "{}: refused: joining the portal: {}; nothing onlined\n",
+                    "{}: refused: joining the portal as host_index={}: {}; nothing onlined\n",
                     name,
+                    params.host_index,
                     e
                 );
                 Error::from(e)
@@ -612,7 +615,14 @@ fn open(
     let serial = params.serial;
     let mut uuid = [0u8; 16];
     random::fill_bytes(&mut uuid);
-    match boot::open(m, geometry, uuid, HANDOFF_RECORDS, timing) {
+    match boot::open(
+        m,
+        geometry,
+        uuid,
+        HANDOFF_RECORDS,
+        timing,
+        params.host_index == 0,
+    ) {
         Ok(Opened::Formatted(sb)) => {
             dev_info!(
                 dev,

@@ -50,6 +50,8 @@ pub(crate) struct Params {
     pub(crate) lease_ms: u32,
     /// The serial number of a portal whose refused header may be formatted over (0: none).
     pub(crate) reformat: u64,
+    /// This host's host index: its slot in every portal (host 0 formats an empty one).
+    pub(crate) host_index: u32,
 }
 
 /// What happens to a portal whose memory could not be removed.
@@ -277,6 +279,7 @@ impl Portal {
             serial: region.serial,
             reformat: params.reformat,
             claim_pct: params.claim_pct,
+            host_index: params.host_index,
         };
         let started = Instant::<Monotonic>::now();
         let membership = Membership::join(dev, region.name, header, layout.clone(), group, &join)?;

@@ -278,6 +278,7 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
         b = Boot(h, label, logdir)
         b.shm = shm
         append = (f"{fab['guest']['cmdline']} cxlsw.scenario={scenario} cxlsw.host={h} "
+                  f"cxlsw.index={fab['hosts']['names'].index(h)} "
                   f"cxlsw.token={token:#x} cxlsw.boot={boot}")
         b.argv = qemu_argv(fab, h, shm, append, b.console, b.output)
         (logdir / f"{label}-{h}.qemu.cmd").write_text(" ".join(b.argv) + "\n")

@@ -28,7 +28,7 @@ refused_join() {
 		echo "bound"; return 1
 	fi
 	grep -q 'Structure needs cleaning' /tmp/bind.err || { cat /tmp/bind.err; return 1; }
-	[ "$(dmesg | grep -c "$PORTAL_REGION: refused: joining the portal: $1; nothing onlined")" -eq 1 ] ||
+	[ "$(dmesg | grep -c "$PORTAL_REGION: refused: joining the portal as host_index=[0-9]*: $1; nothing onlined")" -eq 1 ] ||
 		{ dmesg | tail -5; return 1; }
 }
 nothing() {

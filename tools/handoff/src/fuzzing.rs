@@ -147,18 +147,18 @@ pub fn protocol_ops(data: &[u8]) -> Ran {
             accesses: &accesses,
         },
     );
-    let Ok(opened) = protocol::boot::open(&ma, &GEO, [1; 16], 4, TIMING) else {
+    let Ok(opened) = protocol::boot::open(&ma, &GEO, [1; 16], 4, TIMING, true) else {
         return ran;
     };
     let sb = *opened.superblock();
-    let mut a = Host::join(&ma, sb, [2; 16]).ok();
+    let mut a = Host::join(&ma, sb, [2; 16], 0).ok();
     if let Some(a) = a.as_mut() {
         let _ = a.claim(&ma, 7);
     }
     mutate(&mem, &sb, data);
     // The other host boots on what the peer left.
-    if let Ok(opened) = protocol::boot::open(&mb, &GEO, [3; 16], 4, TIMING) {
-        if let Ok(mut b) = Host::join(&mb, *opened.superblock(), [4; 16]) {
+    if let Ok(opened) = protocol::boot::open(&mb, &GEO, [3; 16], 4, TIMING, false) {
+        if let Ok(mut b) = Host::join(&mb, *opened.superblock(), [4; 16], 1) {
             ran.joined = true;
             ran.claimed = b.claim(&mb, 5).unwrap_or(0);
             for _ in 0..3 {

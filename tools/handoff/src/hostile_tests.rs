@@ -18,7 +18,7 @@ fn uuid(n: u8) -> [u8; 16] {
 /// A formatted portal with one member, host 1.
 fn formatted() -> (SharedMem, Superblock) {
     let mem = SharedMem::new(GEO.block_size as usize);
-    let sb = *protocol::boot::open(&mem.host(), &GEO, uuid(200), 4, TIMING)
+    let sb = *protocol::boot::open(&mem.host(), &GEO, uuid(200), 4, TIMING, true)
         .unwrap()
         .superblock();
     (mem, sb)
@@ -38,7 +38,7 @@ fn forge_slot(mem: &SharedMem, sb: &Superblock, slot: u32, rec: SlotRecord) {
 
 /// What joining does on `mem`: the result, which must be an error and not a panic.
 fn join(m: &SimHost<'_>, sb: Superblock, n: u8) -> Result<Host, Error> {
-    Host::join(m, sb, uuid(n))
+    Host::join(m, sb, uuid(n), u32::from(n))
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn a_portal_that_does_not_keep_writes_is_refused_at_once() {
         reads: std::cell::Cell::new(0),
     };
     assert_eq!(
-        protocol::boot::open(&m, &GEO, uuid(9), 4, TIMING),
+        protocol::boot::open(&m, &GEO, uuid(9), 4, TIMING, true),
         Err(Error::NotKept)
     );
     assert!(m.reads.get() < 10, "{} reads", m.reads.get());

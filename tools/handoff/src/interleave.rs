@@ -22,13 +22,11 @@
 //! * a live host is never told that it was fenced or evicted, and no operation fails in a way
 //!   the protocol does not allow (a record without a valid copy, an overflow, a panic);
 //! * at the end, once every dead host is confirmed off and reaped: every block is free, every
-//!   slot free, no member live: nothing was lost.
+//!   slot free or holding a reaped incarnation, no member live: nothing was lost.
 //!
-//! What the scheduler does not do: let two hosts claim the same free slot at once. Each host
-//! joins with a UUID whose first byte picks its own two slots, because the first claim of a slot
-//! (like the claim to format a portal) is still decided by reading it back after a settle time,
-//! and a pause inside that window breaks it (the ABI spec lists it as open). The portal is
-//! formatted before a schedule starts, for the same reason.
+//! Host `i` is host index `i`, in every incarnation (it leaves and joins again in the same
+//! slot). The portal is formatted before a schedule starts: one host formats, and a format that
+//! races nothing has nothing to interleave.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -58,8 +56,8 @@ const HANDOFFS: u32 = 2;
 /// The most steps one schedule may take: far more than any schedule needs, so that a host that
 /// never gets anywhere shows as a failure, not as a hang.
 const MAX_STEPS: u64 = 2_000_000;
-/// The janitor's first slot: no worker's.
-const JANITOR_SLOT: u8 = 6;
+/// The janitor's host index: no worker's.
+const JANITOR_SLOT: u32 = 6;
 
 /// What a host is about to do when it hands the scheduler the next step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +137,8 @@ pub(crate) struct Stats {
     pub(crate) straddled: u64,
     /// Hosts that could not leave within their tries at the end (the janitor fences them).
     pub(crate) stuck: u64,
+    /// Hosts that booted again after they died.
+    pub(crate) reboots: u64,
 }
 
 impl Stats {
@@ -155,6 +155,7 @@ impl Stats {
         self.torn += o.torn;
         self.straddled += o.straddled;
         self.stuck += o.stuck;
+        self.reboots += o.reboots;
     }
 }
 
@@ -458,6 +459,8 @@ struct Worker<'y> {
     lapsed: Option<Host>,
     joins: u8,
     sb: Superblock,
+    /// It boots: runs the boot check (host 0 formats an empty portal) before its first join.
+    boots: bool,
 }
 
 impl Worker<'_> {
@@ -468,8 +471,7 @@ impl Worker<'_> {
     fn uuid(&mut self) -> [u8; 16] {
         let mut u = [0u8; 16];
         u[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-        // Its own two slots (see the module's doc), then who and which incarnation.
-        u[0] = u8::try_from(2 * self.i).unwrap_or(0);
+        // Who, and which incarnation.
         u[1] = u8::try_from(self.i).unwrap_or(0);
         u[2] = self.joins;
         self.joins = self.joins.wrapping_add(1);
@@ -477,11 +479,21 @@ impl Worker<'_> {
     }
 
     fn join(&mut self) -> Result<(), Error> {
+        if self.boots {
+            let opened =
+                protocol::boot::open(&self.m, &GEO, [0xf0; 16], HANDOFFS, TIMING, self.i == 0)?;
+            self.sb = *opened.superblock();
+            self.boots = false;
+            // Its format's table writes are done: it holds no lock.
+            let i = self.i;
+            self.oracle().writing[i] = false;
+        }
         let id = self.uuid();
         // Known to the fence agent before it is written anywhere.
         let i = self.i;
         self.oracle().uuids[i].push(id);
-        self.host = Some(Host::join(&self.m, self.sb, id)?);
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        self.host = Some(Host::join(&self.m, self.sb, id, index)?);
         Ok(())
     }
 
@@ -697,8 +709,11 @@ impl Worker<'_> {
                 }
                 self.m.sleep_ms(1);
             }
-            // Waits that ended: it tries again later.
-            Err(Error::TimedOut | Error::Full(_)) => self.m.sleep_ms(1),
+            // Waits that ended (for the lock, or for host 0 to format): it tries again later.
+            Err(Error::TimedOut | Error::Full(_) | Error::Unformatted) => self.m.sleep_ms(1),
+            // A superblock torn by a formatter paused in the middle of writing it: the boot
+            // check refuses it, and boots again later.
+            Err(Error::Header(_)) if self.boots => self.m.sleep_ms(1),
             Err(e) => {
                 self.oracle()
                     .violation(i, format!("unexpected error: {e:?}"));
@@ -882,7 +897,7 @@ impl Chooser for Exhaustive {
 fn formatted() -> (Vec<u8>, Superblock) {
     let mem = SharedMem::new(usize::try_from(GEO.block_size).unwrap());
     let h = mem.host();
-    let sb = *protocol::boot::open(&h, &GEO, [0xf0; 16], HANDOFFS, TIMING)
+    let sb = *protocol::boot::open(&h, &GEO, [0xf0; 16], HANDOFFS, TIMING, true)
         .expect("formatting the simulated portal")
         .superblock();
     (mem.into_bytes(), sb)
@@ -896,28 +911,46 @@ pub(crate) struct Outcome {
 
 /// Runs `hosts` hosts with `program` under `chooser`; `seed` picks what the hosts do.
 pub(crate) fn run(hosts: usize, program: Program, seed: u64, chooser: &mut dyn Chooser) -> Outcome {
-    run_with(hosts, program, seed, chooser, false)
+    run_with(hosts, program, seed, chooser, Config::default())
 }
 
-/// [`run`], and with `straddle` an adversary beside the chooser: after a quarter of the reads of
-/// a slot's copy 0, it holds the reader until the slot's host wrote the slot once or twice more
-/// and is half way through the next write, then runs the reader at once: the read of copy 1
-/// that follows falls on the torn write, and the copy 0 it read may be from two writes ago.
+/// What a schedule adds to the hosts' programs.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Config {
+    /// The straddling adversary plays (see [`run_with`]).
+    pub(crate) straddle: bool,
+    /// The portal starts empty (every byte zero): every host boots (the boot check, and host 0
+    /// formats) before it joins, all at once.
+    pub(crate) empty: bool,
+    /// A host that dies (crashed, or killed by the fence agent) boots again once, as the same
+    /// host index with a new UUID, after up to three leases: while the others may still be
+    /// suspecting, fencing or reaping the incarnation that died.
+    pub(crate) reboot: bool,
+}
+
+/// [`run`], with what `cfg` adds. With `cfg.straddle` an adversary plays beside the chooser:
+/// after a quarter of the reads of a slot's copy 0, it holds the reader until the slot's host
+/// wrote the slot once or twice more and is half way through the next write, then runs the
+/// reader at once: the read of copy 1 that follows falls on the torn write, and the copy 0 it
+/// read may be from two writes ago.
 pub(crate) fn run_with(
     hosts: usize,
     program: Program,
     seed: u64,
     chooser: &mut dyn Chooser,
-    straddle: bool,
+    cfg: Config,
 ) -> Outcome {
     thread_local! {
         static TEMPLATE: (Vec<u8>, Superblock) = formatted();
     }
-    let (bytes, sb) = TEMPLATE.with(|t| t.clone());
+    let (mut bytes, sb) = TEMPLATE.with(|t| t.clone());
+    if cfg.empty {
+        bytes.fill(0);
+    }
     let w = Rc::new(World {
         mem: RefCell::new(bytes),
         now: Cell::new(1_000),
-        straddle: straddle.then(|| RefCell::new(Rng::new(seed ^ 0x5eed))),
+        straddle: cfg.straddle.then(|| RefCell::new(Rng::new(seed ^ 0x5eed))),
         slot_writes: RefCell::new(vec![(0, false); GEO.host_slots as usize]),
         oracle: RefCell::new(Oracle {
             using: vec![BTreeSet::new(); hosts],
@@ -929,39 +962,62 @@ pub(crate) fn run_with(
             ..Oracle::default()
         }),
     });
+    // Host `i`'s incarnation `boot` (0 first): a coroutine running its program.
+    let spawn = |i: usize, boot: u8| {
+        let w = Rc::clone(&w);
+        let seed = seed ^ (i as u64).wrapping_mul(0x1000_0000_01b3) ^ u64::from(boot) << 40;
+        Coroutine::new(move |y: &Yielder<(), Access>, ()| {
+            let mut worker = Worker {
+                i,
+                m: Stepped { w, y, i, sb },
+                rng: Rng::new(seed),
+                host: None,
+                lapsed: None,
+                joins: boot.wrapping_mul(100),
+                sb,
+                boots: cfg.empty || boot > 0,
+            };
+            worker.run(&program);
+        })
+    };
     let mut procs: Vec<Proc> = (0..hosts)
-        .map(|i| {
-            let w = Rc::clone(&w);
-            let seed = seed ^ (i as u64).wrapping_mul(0x1000_0000_01b3);
-            Proc {
-                co: Some(Coroutine::new(move |y: &Yielder<(), Access>, ()| {
-                    let mut worker = Worker {
-                        i,
-                        m: Stepped { w, y, i, sb },
-                        rng: Rng::new(seed),
-                        host: None,
-                        lapsed: None,
-                        joins: 0,
-                        sb,
-                    };
-                    worker.run(&program);
-                })),
-                next: Access::Read,
-                wake: 0,
-                mid_write: false,
-                held: None,
-            }
+        .map(|i| Proc {
+            co: Some(spawn(i, 0)),
+            next: Access::Read,
+            wake: 0,
+            mid_write: false,
+            held: None,
         })
         .collect();
+    let mut rebooted = vec![false; hosts];
+    let mut reboot_rng = Rng::new(seed ^ 0xb007);
+    // A host that died boots again, once, if the configuration says so.
+    let mut reboot = |procs: &mut Vec<Proc>, i: usize, now: u64| {
+        if !cfg.reboot || rebooted[i] {
+            return;
+        }
+        rebooted[i] = true;
+        let p = &mut procs[i];
+        p.co = Some(spawn(i, 1));
+        p.next = Access::Read;
+        p.mid_write = false;
+        p.held = None;
+        p.wake = now + 1 + reboot_rng.below(3 * u64::from(TIMING.lease_ms));
+        let mut o = w.oracle.borrow_mut();
+        o.dead[i] = false;
+        o.stats.reboots += 1;
+        o.note(now, i, || "boots again".into());
+    };
     let mut current = None;
     let mut steps = 0u64;
     loop {
         // The fence agent's kills take effect before anyone's next step.
         let kills: Vec<usize> = std::mem::take(&mut w.oracle.borrow_mut().kill);
+        let now = w.now.get();
         for k in kills {
             procs[k].co = None;
+            reboot(&mut procs, k, now);
         }
-        let now = w.now.get();
         let alive: Vec<usize> = (0..hosts).filter(|&i| procs[i].co.is_some()).collect();
         if alive.is_empty() {
             break;
@@ -1041,6 +1097,8 @@ pub(crate) fn run_with(
                 if procs[i].mid_write {
                     o.stats.torn += 1;
                 }
+                drop(o);
+                reboot(&mut procs, i, now);
                 continue;
             }
             Choice::Run(i) => {
@@ -1093,16 +1151,36 @@ pub(crate) fn run_with(
     }
 }
 
-/// After the schedule: a janitor host confirms every host that is gone as off (they all are:
-/// dead, or finished), joins, which reaps them, leaves, and then nothing may be left.
+/// After the schedule: a janitor host claims its slot, confirms every host that is gone as off
+/// (they all are: dead, or finished), joins, which reaps them, leaves, and then nothing may be
+/// left.
 fn audit(w: &World, sb: &Superblock) {
     let m = Direct(w);
     let gone: Vec<[u8; 16]> = w.oracle.borrow().uuids.iter().flatten().copied().collect();
     let fail = |what: String| w.oracle.borrow_mut().violations.push(what);
+    let ready =
+        protocol::records::read_superblock(&m).is_ok_and(|s| s.state == crate::abi::SB_READY);
+    if !ready {
+        // Host 0 died before it formatted the portal: nobody can have joined.
+        if !gone.is_empty() {
+            fail("audit: hosts joined a portal that is not formatted".into());
+        }
+        return;
+    }
+    let mut janitor = match Host::claim_slot(&m, *sb, [0x7a; 16], JANITOR_SLOT) {
+        Ok(h) => h,
+        Err(e) => {
+            return fail(format!(
+                "audit: the janitor could not claim its slot: {e:?}"
+            ))
+        }
+    };
     for slot in 0..sb.geometry.host_slots {
         match protocol::records::read_slot(&m, sb, slot).map(|r| r.0) {
-            Ok(Ok(r)) if r.state != SlotState::Free && gone.contains(&r.host) => {
-                if let Err(e) = protocol::confirm_fenced(&m, sb, slot, r.host) {
+            Ok(Ok(r))
+                if slot != JANITOR_SLOT && r.state != SlotState::Free && gone.contains(&r.host) =>
+            {
+                if let Err(e) = janitor.confirm_fenced(&m, slot, r.host) {
                     fail(format!("audit: confirming slot {slot} off: {e:?}"));
                 }
             }
@@ -1110,12 +1188,9 @@ fn audit(w: &World, sb: &Superblock) {
             Err(e) => fail(format!("audit: slot {slot}: {e:?}")),
         }
     }
-    let mut uuid = [0x7au8; 16];
-    uuid[0] = JANITOR_SLOT;
-    let mut janitor = match Host::join(&m, *sb, uuid) {
-        Ok(h) => h,
-        Err(e) => return fail(format!("audit: the janitor could not join: {e:?}")),
-    };
+    if let Err(e) = janitor.complete_join(&m) {
+        return fail(format!("audit: the janitor could not join: {e:?}"));
+    }
     if let Err(e) = janitor.heartbeat(&m).and_then(|_| janitor.leave(&m)) {
         return fail(format!("audit: the janitor's reap or leave failed: {e:?}"));
     }
@@ -1135,8 +1210,14 @@ fn audit(w: &World, sb: &Superblock) {
         if v.member.state == MemberState::Live {
             fail(format!("audit: slot {} is still a live member", v.slot));
         }
-        if v.record.is_some_and(|r| r.state != SlotState::Free) {
-            fail(format!("audit: slot {} is not free", v.slot));
+        // A reaped host's last record stays in its slot.
+        let reaped = |r: &crate::abi::SlotRecord| {
+            v.member.state == MemberState::Fenced && v.member.epoch == r.epoch
+        };
+        if v.record
+            .is_some_and(|r| r.state != SlotState::Free && !reaped(&r))
+        {
+            fail(format!("audit: slot {} is neither free nor reaped", v.slot));
         }
     });
     if let Err(e) = r {

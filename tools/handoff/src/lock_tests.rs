@@ -83,11 +83,11 @@ fn put(mem: &SharedMem, offset: u64, rec: &[u8; RECORD_SIZE]) {
 /// Two members, x and y; x's last slot write is in copy 0 (so that its next goes to copy 1).
 fn two_members(mem: &SharedMem) -> (Host, SimHost<'_>, Host) {
     let mx = mem.host();
-    let sb = *protocol::boot::open(&mx, &GEO, [9; 16], 4, TIMING)
+    let sb = *protocol::boot::open(&mx, &GEO, [9; 16], 4, TIMING, true)
         .unwrap()
         .superblock();
-    let mut x = Host::join(&mx, sb, [1; 16]).unwrap();
-    let y = Host::join(&mem.host(), sb, [2; 16]).unwrap();
+    let mut x = Host::join(&mx, sb, [1; 16], 1).unwrap();
+    let y = Host::join(&mem.host(), sb, [2; 16], 2).unwrap();
     if protocol::records::read_slot(&mx, &sb, x.slot()).unwrap().1 != 1 {
         x.renew(&mx).unwrap();
     }

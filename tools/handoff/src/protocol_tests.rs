@@ -30,12 +30,12 @@ fn uuid(n: u8) -> [u8; 16] {
 }
 
 fn open(m: &SimHost<'_>, n: u8) -> Result<Opened, Error> {
-    protocol::boot::open(m, &GEO, uuid(100 + n), HANDOFFS, TIMING)
+    protocol::boot::open(m, &GEO, uuid(100 + n), HANDOFFS, TIMING, true)
 }
 
 fn join(m: &SimHost<'_>, n: u8) -> Host {
     let sb = *open(m, n).expect("open").superblock();
-    Host::join(m, sb, uuid(n)).expect("join")
+    Host::join(m, sb, uuid(n), u32::from(n)).expect("join")
 }
 
 fn owned(h: &Host, m: &SimHost<'_>) -> Vec<u64> {
@@ -519,7 +519,7 @@ fn crash_during_join_and_leave() {
         |x, m, _, _| {
             let sb = *x.superblock();
             // A second membership of the same process, in another slot.
-            let mut z = Host::join(m, sb, uuid(9))?;
+            let mut z = Host::join(m, sb, uuid(9), 3)?;
             z.leave(m)
         },
         false,
@@ -527,7 +527,7 @@ fn crash_during_join_and_leave() {
     crash_everywhere(
         |x, m, _, _| {
             let sb = *x.superblock();
-            let mut h = std::mem::replace(x, Host::join(m, sb, uuid(8))?);
+            let mut h = std::mem::replace(x, Host::join(m, sb, uuid(8), 0)?);
             h.leave(m)
         },
         false,

@@ -10,10 +10,10 @@ use crate::medium::{SharedMem, SimHost};
 use crate::protocol::{self, Error, Host};
 
 fn join(m: &SimHost<'_>, n: u8) -> Host {
-    let sb = *protocol::boot::open(m, &GEO, [9; 16], 4, TIMING)
+    let sb = *protocol::boot::open(m, &GEO, [9; 16], 4, TIMING, true)
         .unwrap()
         .superblock();
-    Host::join(m, sb, [n; 16]).unwrap()
+    Host::join(m, sb, [n; 16], u32::from(n)).unwrap()
 }
 
 /// x dies at its `n`-th write of an offer to y and is fenced; y then, renewing its lease but

@@ -3,16 +3,18 @@
 //! parent kills them with SIGKILL at random points and starts new ones, and
 //! pauses them with SIGSTOP for one to four leases before SIGCONT.
 //!
-//! The parent is also the fence agent: a worker it killed is confirmed off
-//! ([`protocol::confirm_fenced`] on its slot, once the kill is done); a
-//! paused one never is, so its blocks must stay its own however long it is
-//! stopped.
+//! The parent formats the portal and is a host too (host index 0), and the
+//! fence agent: a worker it killed is confirmed off ([`Host::confirm_fenced`],
+//! recorded in the parent's own slot, once the kill is done); a paused one
+//! never is, so its blocks must stay its own however long it is stopped.
+//! Worker `i` is host index `i + 1`, in every process that runs it: a worker
+//! started after a kill is the same host booting again.
 //!
 //! Each worker checks what it can see of the invariants as it goes: a block
 //! it owns carries its stamp (a block owned twice gets another host's), and
 //! the portal lock is exclusive (a witness word written inside it is never
-//! overwritten before it leaves). At the end the parent joins as a last
-//! host, waits until every dead worker has been reaped, and leaves the file
+//! overwritten before it leaves). At the end the parent kills every worker,
+//! confirms each, waits until every one has been reaped, and leaves the file
 //! for an independent checker (`tools/stress/check_portal.py`).
 
 use std::path::{Path, PathBuf};
@@ -114,12 +116,13 @@ impl Worker {
     }
 
     fn join(&mut self) -> Result<(), Error> {
-        let sb = *protocol::boot::open(&self.m, &GEO, uuid(&mut self.rng), HANDOFFS, TIMING)?
-            .superblock();
+        let sb =
+            *protocol::boot::open(&self.m, &GEO, uuid(&mut self.rng), HANDOFFS, TIMING, false)?
+                .superblock();
         let id = uuid(&mut self.rng);
         // Known to the fence agent before it is written anywhere.
         store_uuid(&self.m, UUIDS + 16 * self.index, id);
-        let h = Host::join(&self.m, sb, id)?;
+        let h = Host::join(&self.m, sb, id, worker_slot(self.index))?;
         self.mine.clear();
         self.host = Some(h);
         self.count();
@@ -373,19 +376,28 @@ fn snapshot(path: &Path, dir: &Path, n: u64, running: &[&Child]) -> Result<()> {
     Ok(())
 }
 
-/// The fence agent's confirmation that host `u` (a worker it killed) is
-/// off, recorded on whichever slot holds it. A worker killed before its
-/// claim landed holds none: nothing to confirm.
-fn fence(m: &FileMedium, u: [u8; 16]) -> Result<()> {
-    let sb = protocol::records::read_superblock(m)
-        .map_err(|e| anyhow::anyhow!("fencing: {}", e.as_str()))?;
-    for slot in 0..sb.geometry.host_slots {
-        match protocol::confirm_fenced(m, &sb, slot, u) {
-            Ok(()) | Err(Error::Invalid(_)) => {}
-            Err(e) => bail!("fencing slot {slot}: {}", e.as_str()),
-        }
+/// The host index of worker `i`: the parent is host 0.
+fn worker_slot(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap_or(u32::MAX)
+}
+
+/// The fence agent's confirmation that worker `i`, host `u` (a worker it
+/// killed), is off, recorded in the agent's own slot. A worker killed before
+/// its claim landed is not in its slot: nothing to confirm.
+fn fence(agent: &mut Host, m: &FileMedium, i: usize, u: [u8; 16]) -> Result<()> {
+    match agent.confirm_fenced(m, worker_slot(i), u) {
+        Ok(()) | Err(Error::Invalid(_)) => Ok(()),
+        Err(e) => bail!("fencing worker {i}: {}", e.as_str()),
     }
-    Ok(())
+}
+
+/// The agent's heartbeat: renews its lease and drops the confirmations of
+/// hosts reaped. It takes no lock (the workers reap): a ticket of its own
+/// would queue every worker behind a worker paused in the lock.
+fn agent_heartbeat(agent: &mut Host, m: &FileMedium) -> Result<()> {
+    agent
+        .keep_alive(m)
+        .map_err(|e| anyhow::anyhow!("the fence agent's heartbeat: {}", e.as_str()))
 }
 
 /// Sends SIGSTOP or SIGCONT to a worker.
@@ -429,14 +441,21 @@ pub fn run(
     seed: u64,
     snapshots: Option<&Path>,
 ) -> Result<Summary> {
-    if workers == 0 || workers > MAX_WORKERS {
-        bail!("--procs must be 1..={MAX_WORKERS}");
+    let most = (GEO.host_slots - 1) as usize;
+    if workers == 0 || workers > most {
+        bail!("--procs must be 1..={most} (host index 0 is the parent's)");
     }
-    // A fresh, all-zero portal: the workers race to format it.
+    // A fresh, all-zero portal: the parent formats it, as host index 0.
     let _ = std::fs::remove_file(path);
     let m = FileMedium::open(path, FILE_BYTES)?;
     let mut rng = Rng(seed | 1);
     let start = Instant::now();
+    let sb = *protocol::boot::open(&m, &GEO, uuid(&mut rng), HANDOFFS, TIMING, true)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.as_str()))?
+        .superblock();
+    let mut agent = Host::join(&m, sb, uuid(&mut rng), 0).map_err(|e| {
+        anyhow::anyhow!("{}: the fence agent's join: {}", path.display(), e.as_str())
+    })?;
     let mut children = Vec::new();
     for i in 0..workers {
         children.push(spawn(exe, path, i, rng.next_u64())?);
@@ -454,8 +473,13 @@ pub fn run(
     if let Some(dir) = snapshots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let mut beat = Instant::now();
     while total(&m) < ops {
         std::thread::sleep(Duration::from_millis(2 + rng.below(8)));
+        if beat.elapsed() >= lease / 5 {
+            agent_heartbeat(&mut agent, &m)?;
+            beat = Instant::now();
+        }
         // Progress goes on while workers are paused: count it from the others.
         if total(&m) >= next_kill {
             next_kill = total(&m) + kill_every / 2 + rng.below(kill_every.max(1));
@@ -464,7 +488,7 @@ pub fn run(
             let _ = children[i].wait();
             paused.retain(|&(p, _)| p != i);
             // Off for sure: the fence agent confirms it.
-            fence(&m, load_uuid(&m, UUIDS + 16 * i))?;
+            fence(&mut agent, &m, i, load_uuid(&m, UUIDS + 16 * i))?;
             kills += 1;
             children[i] = spawn(exe, path, i, rng.next_u64())?;
         }
@@ -503,27 +527,12 @@ pub fn run(
         }
     }
     let operations = total(&m);
-    // A last host joins while the workers run; then they all die at once, and
-    // it reaps every one of them, once their leases expired.
-    let sb = *protocol::boot::open(&m, &GEO, uuid(&mut rng), HANDOFFS, TIMING)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.as_str()))?
-        .superblock();
-    for &(i, _) in &paused {
-        signal(&children[i], libc::SIGCONT)?;
-    }
-    let mut h = loop {
-        match Host::join(&m, sb, uuid(&mut rng)) {
-            Ok(h) => break h,
-            // A worker resuming from its pause may hold the lock a little longer.
-            Err(Error::Suspect) | Err(Error::TimedOut)
-                if start.elapsed() < Duration::from_secs(900) => {}
-            Err(e) => bail!("final join: {}", e.as_str()),
-        }
-    };
+    // Every worker dies at once, and the agent reaps every one of them.
+    let h = &mut agent;
     for (i, c) in children.iter_mut().enumerate() {
         let _ = c.kill();
         let _ = c.wait();
-        fence(&m, load_uuid(&m, UUIDS + 16 * i))?;
+        fence(h, &m, i, load_uuid(&m, UUIDS + 16 * i))?;
     }
     let until = Instant::now() + Duration::from_millis(u64::from(TIMING.lease_ms) * 3);
     while Instant::now() < until {
@@ -565,7 +574,7 @@ pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>
     let _ = std::fs::remove_file(path);
     {
         let m = FileMedium::open(path, FILE_BYTES)?;
-        protocol::boot::open(&m, &GEO, [1; 16], HANDOFFS, TIMING)
+        protocol::boot::open(&m, &GEO, [1; 16], HANDOFFS, TIMING, true)
             .map_err(|e| anyhow::anyhow!(e.as_str()))?;
     }
     let mut pids = Vec::new();
@@ -581,7 +590,8 @@ pub fn lock_latency(path: &Path, procs: usize, rounds: usize) -> Result<Vec<u64>
                 let mut u = [0u8; 16];
                 u[0] = i as u8 * 7 + 1;
                 u[1] = i as u8;
-                let mut h = Host::join(&m, sb, u).map_err(|e| anyhow::anyhow!(e.as_str()))?;
+                let mut h = Host::join(&m, sb, u, worker_slot(i))
+                    .map_err(|e| anyhow::anyhow!(e.as_str()))?;
                 let mut out = Vec::new();
                 for _ in 0..rounds {
                     let t = Instant::now();

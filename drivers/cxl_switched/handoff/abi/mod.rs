@@ -24,7 +24,7 @@ mod table;
 
 pub(crate) use entries::{Member, MemberState, Owner};
 pub(crate) use handoff::{Handoff, HandoffState, Outcome};
-pub(crate) use slot::{SlotRecord, SlotState};
+pub(crate) use slot::{Confirm, SlotRecord, SlotState, MAX_CONFIRMS};
 pub(crate) use superblock::{boot_state, BootState, Geometry, HeaderError, Superblock, Timing};
 pub(crate) use table::{current, Kind, TableRecord, PAYLOAD_SIZE};
 

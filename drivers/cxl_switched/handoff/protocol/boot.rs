@@ -3,7 +3,7 @@
 //! The boot check: format an empty portal, wait for a formatter, check a formatted one.
 
 use super::abi::{
-    self, Geometry, Handoff, Kind, Member, Owner, Superblock, TableRecord, Timing,
+    self, Geometry, Handoff, HeaderError, Kind, Member, Owner, Superblock, TableRecord, Timing,
     ENTRIES_PER_RECORD, RECORD_BYTES, RECORD_SIZE, SB_READY,
 };
 use super::medium::{read_record, write_record};
@@ -36,11 +36,13 @@ pub(crate) fn check_tables<M: Medium>(m: &M, sb: &Superblock) -> Result<(), Erro
 }
 
 /// Formats a portal: claims the superblock, waits for the claim to settle, writes every table
-/// and marks the superblock ready.
+/// and marks the superblock ready. Only one host formats a portal ([`open`]): the settle is no
+/// rule of the protocol, only a check that catches a second formatter that runs at the same
+/// time.
 ///
 /// # Errors
 ///
-/// [`Error::Busy`] if another host's claim won; [`Error::NotKept`] if the device does not keep
+/// [`Error::Busy`] if another host's claim replaced this one; [`Error::NotKept`] if the device does not keep
 /// the claim; the error of a failed access.
 pub(crate) fn format<M: Medium>(
     m: &M,
@@ -99,7 +101,7 @@ pub(crate) fn format<M: Medium>(
 pub(crate) enum Opened {
     /// This host formatted the portal.
     Formatted(Superblock),
-    /// The portal was formatted already (or by another host racing this one).
+    /// The portal was formatted already, by this host's formatter.
     Joinable(Superblock),
 }
 
@@ -112,76 +114,73 @@ impl Opened {
     }
 }
 
-/// How many times [`open`] formats a portal that other hosts keep claiming, before it gives up.
-const FORMAT_ATTEMPTS: u32 = 8;
-
-/// The boot check: formats an empty portal (or one whose formatter died), waits for a host that
-/// is formatting it, accepts a valid one after checking every table, and refuses anything
-/// else. `uuid` names the portal if this host formats it.
+/// The boot check: formats an empty portal (or one whose format never finished) if this host
+/// is the portal's formatter (`formatter`: host index 0), waits for the formatter otherwise,
+/// accepts a valid one after checking every table, and refuses anything else. `uuid` names the
+/// portal if this host formats it.
 ///
-/// Every wait is bounded: another host's format is waited for at most four of this host's
-/// `timing.lease_ms` (or of the formatter's lease, whichever is longer), and at most
-/// [`FORMAT_ATTEMPTS`] formats are tried.
+/// One host formats, so that no host's format can land on a portal another host already uses,
+/// however long it paused after it found the portal empty.
+///
+/// Every wait is bounded: the formatter is waited for at most four of this host's
+/// `timing.lease_ms` (or of the formatter's lease, whichever is longer).
 ///
 /// # Errors
 ///
 /// [`Error::Header`] for a header to refuse, [`Error::NotKept`] for a device that does not keep
-/// what is written, [`Error::TimedOut`] when a bound is reached, the error of a failed access or
-/// of a table record with no valid copy.
+/// what is written, [`Error::Unformatted`] when the wait for the formatter ends, the error of a
+/// failed access or of a table record with no valid copy.
 pub(crate) fn open<M: Medium>(
     m: &M,
     device: &Geometry,
     uuid: [u8; 16],
     handoffs: u32,
     timing: Timing,
+    formatter: bool,
 ) -> Result<Opened, Error> {
     let mut start = [0u8; abi::EMPTY_BYTES];
-    // The formatter's claim, and when this host first saw it unchanged.
-    let mut formatting: Option<([u8; 16], u64, u64)> = None;
+    let mut refused = None;
     let started = m.now_ms();
-    let mut attempts = 0u32;
     let mut lease = timing.lease_ms;
     loop {
-        let waited = m.now_ms().saturating_sub(started);
-        if attempts >= FORMAT_ATTEMPTS || waited > 4 * u64::from(lease) {
-            return Err(Error::TimedOut);
-        }
         m.invalidate(0, start.len());
         m.read(0, &mut start)?;
-        match abi::boot_state(&start, device) {
+        let settle = match abi::boot_state(&start, device) {
+            // A superblock that does not check may be one the formatter is writing: refused
+            // only if it reads the same after a settle time.
+            abi::BootState::Refused(e @ HeaderError::Corrupt { .. }) => {
+                let again = Some(start);
+                if refused == again {
+                    return Err(Error::Header(e));
+                }
+                refused = again;
+                timing.settle_ms
+            }
             abi::BootState::Refused(e) => return Err(Error::Header(e)),
             abi::BootState::Formatted(sb) => {
                 check_tables(m, &sb)?;
                 return Ok(Opened::Joinable(sb));
             }
-            abi::BootState::Empty => {
-                attempts += 1;
-                match format(m, uuid, *device, handoffs, timing) {
-                    Ok(sb) => return Ok(Opened::Formatted(sb)),
-                    Err(Error::Busy) => continue,
-                    Err(e) => return Err(e),
-                }
+            // The formatter's own unfinished format (it died, and booted again) starts over.
+            abi::BootState::Empty | abi::BootState::Formatting(_) if formatter => {
+                return match format(m, uuid, *device, handoffs, timing) {
+                    Ok(sb) => Ok(Opened::Formatted(sb)),
+                    // Another host formats too: a host index given twice.
+                    Err(Error::Busy) => Err(Error::Invalid(
+                        "another host formats this portal: only host index 0 does",
+                    )),
+                    Err(e) => Err(e),
+                };
             }
+            abi::BootState::Empty => timing.settle_ms,
             abi::BootState::Formatting(sb) => {
-                let now = m.now_ms();
                 lease = lease.max(sb.timing.lease_ms);
-                match formatting {
-                    Some((u, g, since)) if u == sb.uuid && g == sb.generation => {
-                        // A format takes far less than a lease: its formatter died. Start over.
-                        if now.saturating_sub(since) > u64::from(sb.timing.lease_ms) {
-                            attempts += 1;
-                            match format(m, uuid, *device, handoffs, timing) {
-                                Ok(sb) => return Ok(Opened::Formatted(sb)),
-                                Err(Error::Busy) => formatting = None,
-                                Err(e) => return Err(e),
-                            }
-                            continue;
-                        }
-                    }
-                    _ => formatting = Some((sb.uuid, sb.generation, now)),
-                }
-                m.sleep_ms(sb.timing.settle_ms);
+                sb.timing.settle_ms
             }
+        };
+        if m.now_ms().saturating_sub(started) > 4 * u64::from(lease) {
+            return Err(Error::Unformatted);
         }
+        m.sleep_ms(settle.max(1));
     }
 }

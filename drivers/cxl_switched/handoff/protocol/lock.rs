@@ -5,7 +5,7 @@
 use super::super::num::u32_as_usize;
 use super::abi::{RecordError, SlotRecord, SlotState};
 use super::host::{Seen, UNSEEN};
-use super::records::{read_slot_settled, slot_mark};
+use super::records::{is_off, read_slot_settled, slot_mark};
 use super::{Error, Host, Medium};
 
 impl Host {
@@ -38,7 +38,8 @@ impl Host {
     /// return a record from before the last of them, such as the holder's doorway. A slot that
     /// is not settled, or has no valid copy, is waited for, never skipped. Nor is a host whose
     /// lease expired: it may only be paused, and resume inside the lock. Only a host confirmed
-    /// off ([`Host::confirm_fenced`]: its slot is fenced) is not waited for.
+    /// off ([`Host::confirm_fenced`]: some slot records it, or the member table has it reaped)
+    /// is not waited for.
     ///
     /// # Errors
     ///
@@ -93,15 +94,22 @@ impl Host {
             if j == self.slot {
                 continue;
             }
-            // Only a host confirmed off, or gone, does not count. Not the member table: it may
-            // hold what an unfinished transaction wrote (a holder's own leave, paused half way)
-            // or what was true before the slot's host joined.
-            let counts = |r: &SlotRecord| !matches!(r.state, SlotState::Free | SlotState::Fenced);
+            // Only a free slot, or an incarnation known to be off (confirmed, or reaped), does
+            // not count. Not a member entry that is free or older: it may hold what an
+            // unfinished transaction wrote (a holder's own leave, paused half way) or what was
+            // true before the slot's host joined.
+            // Whether incarnation `.0` of slot j is known to be off: looked up once, and again
+            // when it looks expired (a confirmation only ever adds a fact).
+            let mut off: Option<(u32, bool)> = None;
             loop {
                 let wait = match self.settled(m, j, start)? {
-                    Some(r) if counts(&r) => {
-                        r.choosing
-                            || (r.ticket != 0 && (r.ticket, j) < (self.rec.ticket, self.slot))
+                    Some(r) if r.state != SlotState::Free => {
+                        let waits = r.choosing
+                            || (r.ticket != 0 && (r.ticket, j) < (self.rec.ticket, self.slot));
+                        if waits && off.is_none_or(|(e, _)| e != r.epoch) {
+                            off = Some((r.epoch, is_off(m, &self.sb, j, r.epoch)?));
+                        }
+                        waits && !off.is_some_and(|(_, o)| o)
                     }
                     _ => false,
                 };
@@ -109,6 +117,12 @@ impl Host {
                     break;
                 }
                 if self.expired(m, j) {
+                    if let Some((e, false)) = off {
+                        if is_off(m, &self.sb, j, e)? {
+                            off = Some((e, true));
+                            continue;
+                        }
+                    }
                     // Paused or dead: either way, nobody passes it until it is fenced.
                     self.abandon(m);
                     return Err(Error::Suspect);

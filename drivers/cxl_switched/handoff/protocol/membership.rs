@@ -4,104 +4,143 @@
 
 use super::super::num::u32_as_usize;
 use super::abi::{
-    HandoffState, Member, MemberState, Owner, RecordError, SlotRecord, SlotState, Superblock,
-    MAX_HOST_SLOTS, RECORD_BYTES,
+    Confirm, HandoffState, Member, MemberState, Owner, SlotRecord, SlotState, Superblock,
+    MAX_CONFIRMS, MAX_HOST_SLOTS,
 };
 use super::host::UNSEEN;
-use super::medium::write_record;
-use super::records::{read_handoff, read_member, read_slot};
+use super::records::{
+    is_off, read_handoff, read_member, read_slot, read_slot_copies, reaped, Incarnations,
+};
+use super::tx::tx_epoch;
 use super::{Error, Host, Medium, Op};
 
 impl Host {
-    /// Joins a portal: claims a free host slot (a claim that must survive a settle time, as two
-    /// hosts may write the same slot at once), then, under the portal lock, reaps a previous
-    /// member of the slot that gave it up without leaving, and records this host's new epoch in
+    /// Joins a portal as the host of slot `index`, this host's host index: one that no other
+    /// host sharing the portal is configured with. Only this host writes that slot, so joining
+    /// needs no race to be won: it chooses its epoch (larger than every earlier incarnation's
+    /// in the slot), writes its claim, then, under the portal lock, rolls back what a dead
+    /// earlier incarnation left unfinished, reaps it if nobody did, and records the new epoch in
     /// the member table.
     ///
-    /// A slot is free if nobody wrote it, its occupant left, or its member was fenced. A slot
-    /// whose occupant went silent is not free until that host is fenced: it may only be paused.
+    /// A slot that holds another incarnation not known to be off ([`Host::confirm_fenced`]) is
+    /// watched for a lease first: if it changes, another host runs with this host index.
     ///
     /// # Errors
     ///
-    /// [`Error::Full`] if no slot is free; [`Error::Suspect`] if a silent host holds the lock;
-    /// [`Error::Overflow`] for a peer's counter at its largest value; the error of the lock, a
-    /// read or a write.
-    pub(crate) fn join<M: Medium>(m: &M, sb: Superblock, uuid: [u8; 16]) -> Result<Self, Error> {
-        let slots = sb.geometry.host_slots;
-        let first = u32::from(uuid[0]).checked_rem(slots).unwrap_or(0);
-        for n in 0..slots {
-            let slot = wrap(first + n, slots);
-            let free = match read_slot(m, &sb, slot)?.0 {
-                Err(RecordError::Zero) => true,
-                Ok(r) if r.state == SlotState::Free => true,
-                Ok(r) if r.state == SlotState::Member => {
-                    let mem = read_member(m, &sb, slot)?;
-                    mem.state == MemberState::Fenced && mem.epoch == r.epoch
-                }
-                _ => false,
-            };
-            if free {
-                if let Some(host) = Self::try_slot(m, sb, slot, uuid)? {
-                    return Ok(host);
+    /// [`Error::Invalid`] for an index the portal has no slot for, or one another host keeps
+    /// alive; [`Error::Overflow`] for a counter at its largest value; the
+    /// error of the lock, a read or a write.
+    pub(crate) fn join<M: Medium>(
+        m: &M,
+        sb: Superblock,
+        uuid: [u8; 16],
+        index: u32,
+    ) -> Result<Self, Error> {
+        let mut host = Self::claim_slot(m, sb, uuid, index)?;
+        host.complete_join(m)?;
+        Ok(host)
+    }
+
+    /// The first half of [`Host::join`]: writes this host's claim into slot `index`. The host
+    /// is no member yet: until [`Host::complete_join`], it may only record fence confirmations
+    /// ([`Host::confirm_fenced`]), such as those of hosts that died holding the lock.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Host::join`] but the lock's.
+    pub(crate) fn claim_slot<M: Medium>(
+        m: &M,
+        sb: Superblock,
+        uuid: [u8; 16],
+        index: u32,
+    ) -> Result<Self, Error> {
+        if index >= sb.geometry.host_slots {
+            return Err(Error::Invalid(
+                "the host index is not below the portal's host slot count",
+            ));
+        }
+        let slot_id = u16::try_from(index).map_err(|_| Error::Invalid("no such host slot"))?;
+        let (last, next_copy) = read_slot(m, &sb, index)?;
+        if let Ok(r) = last {
+            if r.state != SlotState::Free && !is_off(m, &sb, index, r.epoch)? {
+                m.sleep_ms(sb.timing.lease_ms);
+                if read_slot(m, &sb, index)?.0.map(|n| n.generation) != Ok(r.generation) {
+                    return Err(Error::Invalid(
+                        "another host runs with this host index: each host needs its own",
+                    ));
                 }
             }
         }
-        Err(Error::Full(
-            "every host slot is taken (a silent host's slot is free once it is fenced)",
-        ))
-    }
-
-    /// Claims `slot` (a claim that must survive a settle time, as two hosts may write the same
-    /// slot at once), then finishes the join. Returns `None` if another host's claim won.
-    pub(super) fn try_slot<M: Medium>(
-        m: &M,
-        sb: Superblock,
-        slot: u32,
-        uuid: [u8; 16],
-    ) -> Result<Option<Self>, Error> {
-        let (rec, next_copy) = read_slot(m, &sb, slot)?;
-        let claim = SlotRecord {
-            state: SlotState::Claiming,
-            generation: match rec {
-                Ok(r) => r.generation.checked_add(1).ok_or(Error::Overflow(
-                    "a host slot's generation is at its largest value",
-                ))?,
-                Err(_) => 1,
-            },
-            host: uuid,
-            ..SlotRecord::FREE
-        };
-        write_record(
-            m,
-            sb.slot_offset(slot) + u64::from(next_copy) * RECORD_BYTES,
-            &claim.encode(),
-        )?;
-        let claimed = m.now_ms();
-        m.sleep_ms(sb.timing.settle_ms);
-        match read_slot(m, &sb, slot)?.0 {
-            Ok(r) if r == claim => {}
-            // Another host claimed it at the same time and won.
-            _ => return Ok(None),
+        // Every earlier incarnation's epoch and generation is in one of the two copies, or in
+        // the member entry (a copy may be torn).
+        let mut epoch = read_member(m, &sb, index)?.epoch;
+        let mut generation = 0;
+        for r in read_slot_copies(m, &sb, index)?.into_iter().flatten() {
+            epoch = epoch.max(r.epoch);
+            generation = generation.max(r.generation);
         }
-        let slot_id = u16::try_from(slot).map_err(|_| Error::Invalid("no such host slot"))?;
+        let epoch = epoch.checked_add(1).ok_or(Error::Overflow(
+            "a host slot's epoch is at its largest value",
+        ))?;
+        // What a dead incarnation left unfinished stays in the slot until it is rolled back.
+        let (intent, op) = match last {
+            Ok(r) => (r.intent, r.op),
+            Err(_) => (0, 0),
+        };
         let mut host = Host {
             sb,
-            slot,
+            slot: index,
             slot_id,
-            rec: claim,
-            next_copy: 1 - next_copy,
+            rec: SlotRecord {
+                generation,
+                ..SlotRecord::FREE
+            },
+            next_copy,
             txid: 0,
-            renewed_ms: claimed,
+            renewed_ms: m.now_ms(),
             seen: [UNSEEN; u32_as_usize(MAX_HOST_SLOTS)],
             leaving: false,
         };
-        match host.renew(m).and_then(|()| host.finish_join(m)) {
-            Ok(()) => Ok(Some(host)),
+        host.write_slot(
+            m,
+            SlotRecord {
+                state: SlotState::Claiming,
+                host: uuid,
+                epoch,
+                intent,
+                op,
+                ..SlotRecord::FREE
+            },
+        )?;
+        Ok(host)
+    }
+
+    /// The second half of [`Host::join`], after [`Host::claim_slot`]. If it fails, the slot is
+    /// given up: drop the host.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Host::join`].
+    pub(crate) fn complete_join<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
+        let host = self;
+        let epoch = host.rec.epoch;
+        match host.finish_join(m) {
+            Ok(()) => Ok(()),
             Err(e) => {
                 // Give the slot up, even after a pause (a lapsed claim that stayed would be a
-                // suspect until fenced), unless it is no longer this host's to write.
+                // suspect until fenced), keeping its epoch, and a dead incarnation's intent if
+                // it is still there.
                 if !e.is_gone() {
-                    let _ = host.write_slot(m, SlotRecord::FREE);
+                    let _ = host.write_slot(
+                        m,
+                        SlotRecord {
+                            state: SlotState::Free,
+                            epoch,
+                            intent: host.rec.intent,
+                            op: host.rec.op,
+                            ..SlotRecord::FREE
+                        },
+                    );
                 }
                 Err(e)
             }
@@ -112,15 +151,26 @@ impl Host {
     /// part way (its lease lapsed during a pause, say) is rolled back before the lock is let go,
     /// so that a member entry never stands without its host's slot saying so.
     pub(super) fn finish_join<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
-        let claim = self.rec;
         self.locked_op(m, |h, m| {
+            // Also rolls back what this slot's dead incarnation left unfinished.
             h.reap_fenced(m)?;
-            let old = read_member(m, &h.sb, h.slot)?;
-            if old.state == MemberState::Live {
-                // The slot's last member gave the slot up (wrote it free) without leaving.
-                h.reap(m, h.slot, old.epoch, 0)?;
+            if h.rec.intent != 0 {
+                h.rollback(m, h.slot, h.rec.intent)?;
+                h.write_slot(
+                    m,
+                    SlotRecord {
+                        intent: 0,
+                        op: 0,
+                        ..h.rec
+                    },
+                )?;
             }
-            let epoch = old.epoch.wrapping_add(1).max(1);
+            let epoch = h.rec.epoch;
+            let old = read_member(m, &h.sb, h.slot)?;
+            if old.state == MemberState::Live && old.epoch < epoch {
+                // An earlier incarnation that nobody reaped: this host knows it is gone.
+                h.reap(m, h.slot, old.epoch)?;
+            }
             let tx = h.begin(m, Op::Join)?;
             h.set_member(
                 m,
@@ -132,35 +182,37 @@ impl Host {
                 },
             )?;
             h.rec.state = SlotState::Member;
-            h.rec.epoch = epoch;
             h.commit(m, tx).inspect_err(|_| {
-                // Its intent and records carry the claim's epoch: roll back as the claimant.
-                h.rec.state = claim.state;
-                h.rec.epoch = claim.epoch;
+                // Its intent and records carry the claim: roll back as the claimant.
+                h.rec.state = SlotState::Claiming;
             })
         })
     }
 
-    /// Checks that this host's slot still holds what it last wrote there.
+    /// Checks that this host's slot still holds what it last wrote there, and that the member
+    /// table does not have it reaped.
     ///
     /// # Errors
     ///
-    /// [`Error::Fenced`] if a confirmer marked it off or a reaper freed its slot,
-    /// [`Error::Evicted`] if the slot holds another host's record; the error of a read.
+    /// [`Error::Fenced`] if a host reaped this one;
+    /// [`Error::Evicted`] if the slot holds what this host did not write (another host runs
+    /// with its host index, or the portal was formatted again); the error of a read.
     pub(super) fn check_slot<M: Medium>(&self, m: &M) -> Result<(), Error> {
-        // Only this host writes its slot, but for a confirmer (who marks it fenced) and a reaper
-        // (who frees it after that). The member table is no witness: a host that does not hold
-        // the lock may read it half rewritten.
         match read_slot(m, &self.sb, self.slot)?.0 {
             Ok(r) if r == self.rec => {}
-            // Marked off by a confirmer, or freed by its reaper after that.
-            Ok(r)
-                if r.state == SlotState::Free
-                    || (r.state == SlotState::Fenced && r.host == self.rec.host) =>
-            {
-                return Err(Error::Fenced)
-            }
             _ => return Err(Error::Evicted),
+        }
+        if reaped(m, &self.sb, self.slot, self.rec.epoch)? {
+            return Err(Error::Fenced);
+        }
+        Ok(())
+    }
+
+    /// [`Host::check_slot`], and whether any host recorded this one off: a walk of every slot,
+    /// done by the heartbeat.
+    fn check_fenced<M: Medium>(&self, m: &M) -> Result<(), Error> {
+        if is_off(m, &self.sb, self.slot, self.rec.epoch)? {
+            return Err(Error::Fenced);
         }
         Ok(())
     }
@@ -182,28 +234,53 @@ impl Host {
         Ok(())
     }
 
-    /// The heartbeat: renews the lease, watches the other slots, and reaps the hosts confirmed
-    /// off ([`Host::confirm_fenced`]). Returns the number of hosts reaped (their blocks are this
+    /// The heartbeat: renews the lease, watches the other slots, drops the confirmations the
+    /// member table now records, and reaps the hosts confirmed off ([`Host::confirm_fenced`]). Returns the number of hosts reaped (their blocks are this
     /// host's now). A host whose lease expired is only a suspect ([`Host::suspects`]).
     ///
     /// # Errors
     ///
     /// The errors of [`Host::renew`], then of the lock and of reaping.
     pub(crate) fn heartbeat<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
-        self.renew(m)?;
-        self.observe(m)?;
-        if !self.any_fenced(m)? {
+        self.keep_alive(m)?;
+        if !self.any_to_reap(m)? {
             return Ok(0);
         }
+
         self.locked_op(m, |h, m| h.reap_fenced(m))
     }
 
-    /// Records in the header that the host `uuid` in slot `slot` is off, as a fence agent or
-    /// an administrator confirmed it to this host: see [`confirm_fenced`].
+    /// The heartbeat without the reaping, which takes the lock: renews the lease, checks that
+    /// no host recorded this one off, watches the other slots, and drops the confirmations the
+    /// member table now records. For a host that confirms others off and leaves the reaping to
+    /// the members (a fence agent's host).
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] for this host's own slot; those of [`confirm_fenced`].
+    /// Those of [`Host::renew`]; [`Error::Fenced`] if a host recorded this one off; the error
+    /// of a read or a write.
+    pub(crate) fn keep_alive<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
+        self.renew(m)?;
+        self.check_fenced(m)?;
+        self.observe(m)?;
+        self.drop_confirms(m)
+    }
+
+    /// Records in this host's own slot that the host `uuid` in slot `slot` is off, as a fence
+    /// agent or an administrator confirmed it to this host. From then on no host waits for it
+    /// in the lock, it finds itself fenced if it ever resumes, and the next lock holder reaps
+    /// it. The confirmation names the incarnation (slot and epoch) the slot holds now, so that a
+    /// later incarnation of that host is never taken for it.
+    ///
+    /// The confirmation is the fence's promise, not a finding of this code: a host that is only
+    /// paused finds itself fenced when it resumes and stops ([`Error::Fenced`]), but until then
+    /// it may touch the blocks it had.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for this host's own slot, a slot that does not exist, or one that does
+    /// not hold host `uuid`; [`Error::Full`] if this host's slot holds as many confirmations as
+    /// it can; the error of a read or a write.
     pub(crate) fn confirm_fenced<M: Medium>(
         &mut self,
         m: &M,
@@ -213,12 +290,38 @@ impl Host {
         if slot == self.slot {
             return Err(Error::Invalid("a host cannot fence itself"));
         }
-        confirm_fenced(m, &self.sb, slot, uuid)
+        if slot >= self.sb.geometry.host_slots {
+            return Err(Error::Invalid("no such host slot"));
+        }
+        let r = match read_slot(m, &self.sb, slot)?.0 {
+            Ok(r) if r.host == uuid && r.state != SlotState::Free => r,
+            _ => {
+                return Err(Error::Invalid(
+                    "that host slot does not hold the host named",
+                ))
+            }
+        };
+        if self.rec.confirms(slot, r.epoch) || is_off(m, &self.sb, slot, r.epoch)? {
+            return Ok(());
+        }
+        let mut rec = self.rec;
+        let free = rec
+            .confirms
+            .iter_mut()
+            .find(|c| c.is_none())
+            .ok_or(Error::Full(
+                "this host holds as many fence confirmations as a slot can: reap first",
+            ))?;
+        *free = Some(Confirm {
+            slot,
+            epoch: r.epoch,
+        });
+        self.write_slot(m, rec)
     }
 
     /// Calls `f` for every suspect: another host whose slot did not change for a lease and that
-    /// still holds its slot (joining or a live member), and every host confirmed off that is
-    /// not reaped yet. A suspect keeps its blocks and any ticket it holds until it is fenced.
+    /// still holds its slot (joining or a live member), not reaped yet. A suspect keeps its
+    /// blocks and any ticket it holds until it is fenced.
     ///
     /// # Errors
     ///
@@ -238,99 +341,134 @@ impl Host {
                 .seen
                 .get(u32_as_usize(j))
                 .map_or(0, |s| now.saturating_sub(s.since_ms));
-            let (host, epoch, confirmed) = match read_slot(m, &self.sb, j)?.0 {
+            let (host, epoch) = match read_slot(m, &self.sb, j)?.0 {
                 Ok(r) if r.state == SlotState::Free => continue,
+                // A reaped host's last record stays in its slot until it joins again.
+                Ok(r) if reaped(m, &self.sb, j, r.epoch)? => continue,
                 // Whatever the member table says (an unfinished leave may have written it): the
                 // slot's host may still be inside the lock.
-                Ok(r) => (Some(r.host), r.epoch, r.state == SlotState::Fenced),
-                Err(_) => (None, 0, false),
+                Ok(r) => (Some(r.host), r.epoch),
+                Err(_) => (None, 0),
             };
             f(Suspect {
                 slot: j,
                 host,
                 epoch,
                 silent_ms,
-                confirmed,
+                confirmed: is_off(m, &self.sb, j, epoch)?,
             });
         }
         Ok(())
     }
 
-    /// Reaps every host confirmed off (its slot [`SlotState::Fenced`]): first every such host's
-    /// unfinished transaction is rolled back (a reap rewrites records, and must not meet another
-    /// fenced host's half-written ones), then each is reaped and its slot freed. Called holding
-    /// the lock. Returns the number of members reaped.
+    /// Under the lock, before anything else is written: rolls back every unfinished
+    /// transaction of a dead incarnation (one confirmed off, or the earlier incarnation of a
+    /// slot whose host joined again: it carries that intent until it is undone), so that no
+    /// write meets another's half-written records; then reaps every incarnation confirmed off
+    /// and not reaped yet, and every live member whose slot holds a later incarnation (its host
+    /// booted again, so it is gone), and drops this host's confirmations that the member table
+    /// now records. Returns the number of incarnations reaped.
+    ///
+    /// The hosts reaped are not written to: their slots keep their last records, which say
+    /// nothing any more once the member table has them fenced.
     pub(super) fn reap_fenced<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
-        let mut fenced = [None; u32_as_usize(MAX_HOST_SLOTS)];
-        for (j, d) in (0..self.sb.geometry.host_slots).zip(fenced.iter_mut()) {
+        let v = Incarnations::read(m, &self.sb)?;
+        let mut reap = [None; u32_as_usize(MAX_HOST_SLOTS)];
+        for (j, d) in (0..self.sb.geometry.host_slots).zip(reap.iter_mut()) {
+            let (state, epoch, intent) = if j == self.slot {
+                (self.rec.state, self.rec.epoch, self.rec.intent)
+            } else {
+                match v.slots.get(u32_as_usize(j)).copied().flatten() {
+                    Some(s) => s,
+                    None => continue,
+                }
+            };
+            let dead = j != self.slot && state != SlotState::Free && v.off(j);
+            if intent != 0 && (dead || tx_epoch(intent) < epoch) {
+                self.rollback(m, j, intent)?;
+            }
             if j == self.slot {
                 continue;
             }
-            if let Ok(r) = read_slot(m, &self.sb, j)?.0 {
-                if r.state == SlotState::Fenced {
-                    if r.intent != 0 {
-                        self.rollback(m, j, r.epoch, r.intent)?;
-                    }
-                    *d = Some(r);
-                }
+            let mem = v.members.get(u32_as_usize(j)).copied().flatten();
+            if dead && !v.reaped(j) {
+                *d = Some(epoch);
+            } else if let Some(mem) =
+                mem.filter(|x| x.state == MemberState::Live && x.epoch < epoch)
+            {
+                // A member whose slot moved on to a later incarnation: its host booted again,
+                // so this one is gone (its successor did not finish joining, or would have
+                // reaped it).
+                *d = Some(mem.epoch);
             }
         }
-        let mut reaped = 0;
-        for (j, d) in (0..self.sb.geometry.host_slots).zip(fenced.iter()) {
-            let Some(r) = d else {
-                continue;
-            };
-            let mem = read_member(m, &self.sb, j)?;
-            if mem.state == MemberState::Live && mem.epoch == r.epoch {
-                self.reap(m, j, r.epoch, 0)?;
-                reaped += 1;
+        let mut reaped_now = 0;
+        for (j, d) in (0..self.sb.geometry.host_slots).zip(reap.iter()) {
+            if let Some(epoch) = *d {
+                self.reap(m, j, epoch)?;
+                reaped_now += 1;
             }
-            self.free_slot(m, j, r.generation)?;
         }
-        Ok(reaped)
+        self.drop_confirms(m)?;
+        Ok(reaped_now)
     }
 
-    /// Whether some slot holds a host confirmed off, not reaped yet.
-    fn any_fenced<M: Medium>(&self, m: &M) -> Result<bool, Error> {
+    /// Drops this host's confirmations of incarnations the member table records as reaped, or
+    /// whose slot moved on to a later incarnation.
+    fn drop_confirms<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
+        let mut rec = self.rec;
+        let mut changed = false;
+        for c in rec.confirms.iter_mut() {
+            let Some(k) = *c else {
+                continue;
+            };
+            let mem = read_member(m, &self.sb, k.slot)?;
+            if mem.epoch > k.epoch || (mem.epoch == k.epoch && mem.state == MemberState::Fenced) {
+                *c = None;
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        // Keep them packed, as the record stores them.
+        let mut packed = [None; MAX_CONFIRMS];
+        for (p, c) in packed.iter_mut().zip(rec.confirms.iter().flatten()) {
+            *p = Some(*c);
+        }
+        rec.confirms = packed;
+        self.write_slot(m, rec)
+    }
+
+    /// Whether a lock holder has something to undo or reap: some slot holds an incarnation
+    /// confirmed off and not reaped, or a dead incarnation's unfinished transaction, or the
+    /// member table a live member whose slot moved on to a later incarnation.
+    fn any_to_reap<M: Medium>(&self, m: &M) -> Result<bool, Error> {
+        let v = Incarnations::read(m, &self.sb)?;
         for j in 0..self.sb.geometry.host_slots {
-            if let Ok(r) = read_slot(m, &self.sb, j)?.0 {
-                if r.state == SlotState::Fenced {
-                    return Ok(true);
-                }
+            if j == self.slot {
+                continue;
+            }
+            let Some((state, epoch, intent)) = v.slots.get(u32_as_usize(j)).copied().flatten()
+            else {
+                continue;
+            };
+            let mem = v.members.get(u32_as_usize(j)).copied().flatten();
+            if (intent != 0 && tx_epoch(intent) < epoch)
+                || (state != SlotState::Free && v.off(j) && !v.reaped(j))
+                || mem.is_some_and(|x| x.state == MemberState::Live && x.epoch < epoch)
+            {
+                return Ok(true);
             }
         }
         Ok(false)
     }
 
-    /// Frees the slot of a reaped host: a record newer than its last.
-    fn free_slot<M: Medium>(&mut self, m: &M, j: u32, generation: u64) -> Result<(), Error> {
-        self.guard(m)?;
-        let (_, next_copy) = read_slot(m, &self.sb, j)?;
-        let rec = SlotRecord {
-            generation: generation.checked_add(1).ok_or(Error::Overflow(
-                "a host slot's generation is at its largest value",
-            ))?,
-            ..SlotRecord::FREE
-        };
-        write_record(
-            m,
-            self.sb.slot_offset(j) + u64::from(next_copy) * RECORD_BYTES,
-            &rec.encode(),
-        )
-    }
-
-    /// Reaps host `slot` of `epoch`, which is gone: rolls back its unfinished transaction,
-    /// fences it, ends its handoffs, and takes the blocks it owned.
-    pub(super) fn reap<M: Medium>(
-        &mut self,
-        m: &M,
-        slot: u32,
-        epoch: u32,
-        intent: u64,
-    ) -> Result<(), Error> {
-        if intent != 0 {
-            self.rollback(m, slot, epoch, intent)?;
-        }
+    /// Reaps incarnation `epoch` of the host in `slot`, which is off, and every earlier one
+    /// (all gone, as a later one exists): fences it in the member table, ends its handoffs, and
+    /// takes the blocks they owned. Its unfinished transaction was rolled back already
+    /// ([`Host::reap_fenced`]).
+    pub(super) fn reap<M: Medium>(&mut self, m: &M, slot: u32, epoch: u32) -> Result<(), Error> {
         let tx = self.begin(m, Op::Reap)?;
         self.set_member(
             m,
@@ -343,8 +481,8 @@ impl Host {
         )?;
         for index in 0..self.sb.handoffs {
             let h = read_handoff(m, &self.sb, index)?;
-            let source = u32::from(h.source) == slot && h.source_epoch == epoch;
-            let target = u32::from(h.target) == slot && h.target_epoch == epoch;
+            let source = u32::from(h.source) == slot && h.source_epoch <= epoch;
+            let target = u32::from(h.target) == slot && h.target_epoch <= epoch;
             if h.state == HandoffState::Free || !(source || target) {
                 continue;
             }
@@ -365,15 +503,16 @@ impl Host {
             Owner::FREE
         };
         self.update_owners(m, &tx, |_, o| {
-            (u32::from(o.slot) == slot && o.epoch == epoch && o.handoff == 0).then_some(heir)
+            (u32::from(o.slot) == slot && o.epoch <= epoch && o.handoff == 0).then_some(heir)
         })?;
         self.commit(m, tx)
     }
 
     /// Leaves the portal: rolls back this host's own unfinished transaction, ends its handoffs
     /// as if it had died, frees the member entry and the blocks it still owns, and frees its
-    /// slot. The caller must have stopped using the blocks. The host is no member afterwards,
-    /// whatever this returns: drop it.
+    /// slot (keeping its epoch, which the next incarnation's exceeds). The caller must have
+    /// stopped using the blocks. The host is no member afterwards, whatever this returns: drop
+    /// it.
     ///
     /// A host whose lease lapsed (a pause) leaves this way too: that is how it self-fences.
     /// Nobody reclaimed its blocks, as it was not fenced; if it was, this fails with
@@ -415,59 +554,14 @@ impl Host {
             )?;
             me.commit(m, tx)
         })?;
-        self.write_slot(m, SlotRecord::FREE)
+        self.write_slot(
+            m,
+            SlotRecord {
+                epoch: self.rec.epoch,
+                ..SlotRecord::FREE
+            },
+        )
     }
-}
-
-/// Records in the header that the host `uuid` in slot `slot` is off: a fence agent or an
-/// administrator confirmed it. Its slot is marked [`SlotState::Fenced`] (a record newer than its
-/// host's last, with no ticket): from then on no host waits for it, and the next heartbeat or
-/// lock holder of any host reaps it. Anyone who may write the portal may record it (a member, a
-/// joining host, the fence agent's client): the fenced host writes nothing more, and every
-/// confirmer writes the same record.
-///
-/// The confirmation is the fence's promise, not a finding of this code: a host that is only
-/// paused finds its slot fenced when it resumes and stops ([`Error::Evicted`]), but until then
-/// it may touch the blocks it had.
-///
-/// # Errors
-///
-/// [`Error::Invalid`] for a slot that does not exist, or one that does not hold host `uuid`
-/// (joining or a member); [`Error::Overflow`] for a slot generation at its largest value; the
-/// error of a read or a write.
-pub(crate) fn confirm_fenced<M: Medium>(
-    m: &M,
-    sb: &Superblock,
-    slot: u32,
-    uuid: [u8; 16],
-) -> Result<(), Error> {
-    if slot >= sb.geometry.host_slots {
-        return Err(Error::Invalid("no such host slot"));
-    }
-    let (r, next_copy) = read_slot(m, sb, slot)?;
-    let r = match r {
-        Ok(r) if r.host == uuid && r.state == SlotState::Fenced => return Ok(()),
-        Ok(r) if r.host == uuid && r.state != SlotState::Free => r,
-        _ => {
-            return Err(Error::Invalid(
-                "that host slot does not hold the host named",
-            ))
-        }
-    };
-    let fenced = SlotRecord {
-        state: SlotState::Fenced,
-        generation: r.generation.checked_add(1).ok_or(Error::Overflow(
-            "a host slot's generation is at its largest value",
-        ))?,
-        choosing: false,
-        ticket: 0,
-        ..r
-    };
-    write_record(
-        m,
-        sb.slot_offset(slot) + u64::from(next_copy) * RECORD_BYTES,
-        &fenced.encode(),
-    )
 }
 
 /// A host that stopped renewing its lease, as [`Host::suspects`] reports it.
@@ -477,20 +571,10 @@ pub(crate) struct Suspect {
     pub(crate) slot: u32,
     /// The host its slot names, if the slot reads valid.
     pub(crate) host: Option<[u8; 16]>,
-    /// Its epoch (0 while joining).
+    /// Its epoch (its incarnation).
     pub(crate) epoch: u32,
     /// How long this host has seen its slot unchanged, in ms.
     pub(crate) silent_ms: u64,
-    /// Whether it was confirmed off (its slot is fenced) and awaits its reaping.
+    /// Whether it was confirmed off and awaits its reaping.
     pub(crate) confirmed: bool,
-}
-
-/// `v` modulo `n`, for `v < 2 * n`: slot numbers counted from a first one, wrapping once. (No
-/// division by a value read from the portal.)
-fn wrap(v: u32, n: u32) -> u32 {
-    if v >= n {
-        v - n
-    } else {
-        v
-    }
 }

@@ -9,7 +9,7 @@
 //! reference implementation.
 //!
 //! No cross-host atomic instruction is used: CXL 2.0 switched memory gives none. Each record has
-//! one writer at a time. A host slot is written only by its occupant; the member, owner and
+//! one writer at a time. A host slot is written only by its host; the member, owner and
 //! handoff tables only by the holder of the portal lock, a bakery lock over the host slots. Each
 //! writer writes its record whole, writes it back and fences ([`Medium::write_back`]); each
 //! reader invalidates first ([`Medium::invalidate`]). Every record has two copies and a writer
@@ -23,8 +23,13 @@
 //! holder that resumes is still the only holder. A host that finds its own lease lapsed
 //! self-fences: it takes nothing more, gives up what it has ([`Host::leave`]) and joins again.
 //!
-//! Liveness does use time: a wait for the lock is bounded (four leases, or one lease on a
-//! suspect), and the settle times of format and slot claims give two racing hosts a winner.
+//! No record is written by two hosts at once, whatever their pauses: the portal is formatted by
+//! one host (host index 0), slot `k` is written only by the host configured with host index `k`
+//! (which chooses its own epochs, each larger than the last), the tables only under the lock,
+//! and a fence confirmation goes into the confirmer's own slot, never into the fenced host's.
+//!
+//! Liveness does use time: every wait is bounded (the lock's four leases, or one lease on a
+//! suspect; the wait for the formatter).
 
 pub(crate) mod boot;
 // The handoff steps have no caller in the kernel until its migration interface: only the tools
@@ -41,9 +46,6 @@ mod tx;
 
 pub(crate) use host::Host;
 pub(crate) use medium::Medium;
-// Recording a fence without a membership: only the tools' fence agent does, so far.
-#[cfg(feature = "tools")]
-pub(crate) use membership::confirm_fenced;
 pub(crate) use membership::Suspect;
 
 use super::abi::{self, HeaderError, Kind};
@@ -124,6 +126,8 @@ pub(crate) enum Error {
     Overflow(&'static str),
     /// The portal does not keep what this host writes: it reads back what was there before.
     NotKept,
+    /// The portal is empty, and its formatter (host index 0) did not format it in time.
+    Unformatted,
 }
 
 impl Error {
@@ -146,6 +150,9 @@ impl Error {
             Error::Overflow(what) => what,
             Error::NotKept => {
                 "the portal does not keep what this host writes (a broken path or a failing device)"
+            }
+            Error::Unformatted => {
+                "the portal is not formatted: host index 0 formats it, and did not within four leases"
             }
         }
     }

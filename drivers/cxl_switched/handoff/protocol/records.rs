@@ -2,9 +2,11 @@
 
 //! Reading the header's records: slots, table records and their entries, for every party.
 
+use super::super::num::u32_as_usize;
+use super::abi::MAX_HOST_SLOTS;
 use super::abi::{
-    current, Handoff, Kind, Member, Owner, RecordError, SlotRecord, SlotState, Superblock,
-    TableRecord, ENTRIES_PER_RECORD, RECORD_BYTES,
+    current, Handoff, Kind, Member, MemberState, Owner, RecordError, SlotRecord, SlotState,
+    Superblock, TableRecord, ENTRIES_PER_RECORD, RECORD_BYTES,
 };
 use super::medium::read_record;
 use super::{Error, Medium};
@@ -33,6 +35,148 @@ pub(crate) fn read_slot<M: Medium>(
     let a = SlotRecord::decode(&read_record(m, base)?);
     let b = SlotRecord::decode(&read_record(m, base + RECORD_BYTES)?);
     Ok(current_slot(a, b))
+}
+
+/// Reads both copies of slot `slot`, decoded, in copy order.
+///
+/// # Errors
+///
+/// The error of a read.
+pub(crate) fn read_slot_copies<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+) -> Result<[Result<SlotRecord, RecordError>; 2], Error> {
+    let base = sb.slot_offset(slot);
+    Ok([
+        SlotRecord::decode(&read_record(m, base)?),
+        SlotRecord::decode(&read_record(m, base + RECORD_BYTES)?),
+    ])
+}
+
+/// Whether some slot's current record confirms that incarnation `epoch` of slot `slot` is off,
+/// or the member table says it was reaped. Either is a fact once written (a slot holds only
+/// confirmations a fence agent or an administrator gave, a member entry is fenced only for a
+/// confirmed incarnation, and epochs are never reused), so a read that misses a newer write is
+/// safe: it can only miss that a host is off, never call a live one off.
+///
+/// # Errors
+///
+/// The error of a read. A member record that does not read settled counts as "not known off".
+pub(crate) fn is_off<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+    epoch: u32,
+) -> Result<bool, Error> {
+    if epoch == 0 {
+        return Ok(false);
+    }
+    for j in 0..sb.geometry.host_slots {
+        if let Ok(r) = read_slot(m, sb, j)?.0 {
+            if r.confirms(slot, epoch) {
+                return Ok(true);
+            }
+        }
+    }
+    reaped(m, sb, slot, epoch)
+}
+
+/// Every slot's current incarnation, and which of them are known to be off, from one walk of
+/// the slots and the member table (two reads of each slot, one of each member record): what a
+/// lock holder needs to roll back and reap, without a walk of every slot per slot.
+pub(crate) struct Incarnations {
+    /// Per slot: its current record's state, epoch and intent (`None`: no valid copy).
+    pub(crate) slots: [Option<(SlotState, u32, u64)>; u32_as_usize(MAX_HOST_SLOTS)],
+    /// Per slot: its member entry.
+    pub(crate) members: [Option<Member>; u32_as_usize(MAX_HOST_SLOTS)],
+    /// Bit `k`: some slot confirms slot `k`'s current incarnation off.
+    pub(crate) confirmed: u64,
+}
+
+impl Incarnations {
+    /// Reads them.
+    ///
+    /// # Errors
+    ///
+    /// The error of a read; [`Error::Corrupt`] for a member record without a valid copy.
+    pub(crate) fn read<M: Medium>(m: &M, sb: &Superblock) -> Result<Self, Error> {
+        let mut v = Incarnations {
+            slots: [None; u32_as_usize(MAX_HOST_SLOTS)],
+            members: [None; u32_as_usize(MAX_HOST_SLOTS)],
+            confirmed: 0,
+        };
+        for (j, s) in (0..sb.geometry.host_slots).zip(v.slots.iter_mut()) {
+            *s = read_slot(m, sb, j)?
+                .0
+                .ok()
+                .map(|r| (r.state, r.epoch, r.intent));
+        }
+        for c in 0..sb.geometry.host_slots {
+            let Ok(r) = read_slot(m, sb, c)?.0 else {
+                continue;
+            };
+            for k in r.confirms.iter().flatten() {
+                let current = v.slots.get(u32_as_usize(k.slot)).copied().flatten();
+                if current.is_some_and(|(_, e, _)| e == k.epoch) && k.epoch != 0 {
+                    v.confirmed |= 1u64.checked_shl(k.slot).unwrap_or(0);
+                }
+            }
+        }
+        for index in 0..sb.records(Kind::Members) {
+            let rec = match read_table_settled(m, sb, Kind::Members, index) {
+                Ok(rec) => rec,
+                // Counts as "not reaped": safe, as [`is_off`] says.
+                Err(Error::TimedOut) => continue,
+                Err(e) => return Err(e),
+            };
+            for i in 0..ENTRIES_PER_RECORD {
+                let slot = index
+                    .checked_mul(ENTRIES_PER_RECORD)
+                    .and_then(|s| s.checked_add(i))
+                    .unwrap_or(u32::MAX);
+                if let Some(d) = v.members.get_mut(u32_as_usize(slot)) {
+                    *d = rec.entry(i).and_then(Member::decode);
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// Whether slot `j`'s current incarnation is known to be off: confirmed, or reaped.
+    pub(crate) fn off(&self, j: u32) -> bool {
+        self.confirmed & 1u64.checked_shl(j).unwrap_or(0) != 0 || self.reaped(j)
+    }
+
+    /// Whether the member table has slot `j`'s current incarnation reaped.
+    pub(crate) fn reaped(&self, j: u32) -> bool {
+        let epoch = self
+            .slots
+            .get(u32_as_usize(j))
+            .copied()
+            .flatten()
+            .map(|(_, e, _)| e);
+        let mem = self.members.get(u32_as_usize(j)).copied().flatten();
+        matches!((epoch, mem), (Some(e), Some(m)) if e != 0 && m.state == MemberState::Fenced && m.epoch == e)
+    }
+}
+
+/// Whether the member table says incarnation `epoch` of slot `slot` was reaped (fenced).
+///
+/// # Errors
+///
+/// The error of a read. A member record that does not read settled counts as "not reaped".
+pub(crate) fn reaped<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+    epoch: u32,
+) -> Result<bool, Error> {
+    match read_member(m, sb, slot) {
+        Ok(mem) => Ok(mem.state == MemberState::Fenced && mem.epoch == epoch),
+        Err(Error::TimedOut) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Of a slot's two copies, the current record and the copy the next write goes to.

@@ -140,18 +140,14 @@ impl Host {
         self.put(m, tx, rec)
     }
 
-    /// Undoes transaction `txid` of the host in `slot` at `epoch`, which was fenced before it
-    /// committed it: every record whose current copy that transaction wrote goes back to its
-    /// other copy. Nothing else wrote these records since: the host was fenced holding the lock.
-    pub(super) fn rollback<M: Medium>(
-        &mut self,
-        m: &M,
-        slot: u32,
-        epoch: u32,
-        txid: u64,
-    ) -> Result<(), Error> {
+    /// Undoes transaction `txid` of the host in `slot`, whose incarnation that began it is
+    /// gone (fenced, or replaced by a later one): every record whose current copy that
+    /// transaction wrote goes back to its other copy. Nothing else wrote these records since: the
+    /// host died holding the lock, and every holder after it undoes this first. Undoing twice
+    /// does nothing more: once undone, no current copy carries `txid`.
+    pub(super) fn rollback<M: Medium>(&mut self, m: &M, slot: u32, txid: u64) -> Result<(), Error> {
         self.guard(m)?;
-        self.undo(m, slot, epoch, txid)
+        self.undo(m, slot, tx_epoch(txid), txid)
     }
 
     /// Undoes this host's own unfinished transaction, if it has one, and clears its intent.
@@ -161,7 +157,7 @@ impl Host {
         if self.rec.intent == 0 {
             return Ok(());
         }
-        self.undo(m, self.slot, self.rec.epoch, self.rec.intent)?;
+        self.undo(m, self.slot, tx_epoch(self.rec.intent), self.rec.intent)?;
         self.write_slot(
             m,
             SlotRecord {
@@ -238,6 +234,12 @@ pub(super) fn in_extents(h: &Handoff, block: u64) -> bool {
     h.extents()
         .iter()
         .any(|e| block >= u64::from(e.start) && block < u64::from(e.start) + u64::from(e.count))
+}
+
+/// The epoch of the incarnation that began transaction `txid`: its upper 32 bits.
+pub(super) fn tx_epoch(txid: u64) -> u32 {
+    let [.., a, b, c, d] = txid.to_le_bytes();
+    u32::from_le_bytes([a, b, c, d])
 }
 
 /// The tag owner entries carry for the blocks of handoff record `index`: its index + 1.
