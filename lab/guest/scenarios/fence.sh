@@ -40,7 +40,10 @@ b)
 	_until=$(($(now_cs) + 18000))
 	while [ "$(now_cs)" -lt $_until ]; do
 		dmesg | grep -q "reaped 1 host(s) confirmed off" && break
-		dmesg | grep -q "confirmed off by the administrator" || is_eq "$(owned)" "$before" >/dev/null || took_early=1
+		# What b owns first, then whether a was confirmed: a confirmation
+		# that came before the blocks moved is in dmesg by then.
+		_o=$(owned)
+		dmesg | grep -q "confirmed off by the administrator" || is_eq "$_o" "$before" >/dev/null || took_early=1
 		sleep 0.5
 	done
 	kill $agent 2>/dev/null
