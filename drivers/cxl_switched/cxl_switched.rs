@@ -62,7 +62,7 @@ module! {
         },
         host_index: i32 {
             default: -1,
-            description: "This host's index among the hosts sharing its portals (0-63), each its own; host 0 formats an empty portal (required)",
+            description: "Host index (0-63), one per host sharing a portal; 0 formats (required)",
         },
     },
 }
@@ -138,7 +138,7 @@ impl kernel::Module for CxlSwitched {
         let index = module_parameters::host_index.value();
         if !(0..64).contains(&index) {
             pr_err!(
-                "host_index={index}: each host sharing a portal needs its own host_index (0-63); not loaded\n"
+                "host_index={index}: not 0-63 (a host sharing a portal needs its own); not loaded\n"
             );
             return Err(EINVAL);
         }

@@ -259,14 +259,14 @@ check "switched=7 is refused at load, with a message" refused_param
 # The lab's /etc/modprobe.d gives host_index (modprobe's command line comes
 # after it); insmod reads no configuration: the index is missing.
 no_index() {
-	_ni='host_index=-1: each host sharing a portal needs its own host_index (0-63); not loaded'
+	_ni='host_index=-1: not 0-63 (a host sharing a portal needs its own); not loaded'
 	_ni0=$(dmesg | grep -c "$_ni")
 	insmod "/lib/modules/$(uname -r)/kernel/drivers/cxl_switched/cxl_switched.ko" 2>/dev/null &&
 		{ rmmod cxl_switched; return 1; }
 	is_gt "$(dmesg | grep -c "$_ni")" "$_ni0"
 }
 big_index() {
-	_bi='host_index=64: each host sharing a portal needs its own host_index (0-63); not loaded'
+	_bi='host_index=64: not 0-63 (a host sharing a portal needs its own); not loaded'
 	modprobe cxl_switched host_index=64 2>/dev/null && { rmmod cxl_switched; return 1; }
 	dmesg | grep -q "$_bi"
 }

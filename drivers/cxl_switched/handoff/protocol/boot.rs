@@ -42,8 +42,8 @@ pub(crate) fn check_tables<M: Medium>(m: &M, sb: &Superblock) -> Result<(), Erro
 ///
 /// # Errors
 ///
-/// [`Error::Busy`] if another host's claim replaced this one; [`Error::NotKept`] if the device does not keep
-/// the claim; the error of a failed access.
+/// [`Error::Busy`] if another host's claim replaced this one; [`Error::NotKept`] if the device
+/// does not keep the claim; the error of a failed access.
 pub(crate) fn format<M: Medium>(
     m: &M,
     uuid: [u8; 16],

@@ -235,8 +235,9 @@ impl Host {
     }
 
     /// The heartbeat: renews the lease, watches the other slots, drops the confirmations the
-    /// member table now records, and reaps the hosts confirmed off ([`Host::confirm_fenced`]). Returns the number of hosts reaped (their blocks are this
-    /// host's now). A host whose lease expired is only a suspect ([`Host::suspects`]).
+    /// member table now records, and reaps the hosts confirmed off ([`Host::confirm_fenced`]).
+    /// Returns the number of hosts reaped (their blocks are this host's now). A host whose
+    /// lease expired is only a suspect ([`Host::suspects`]).
     ///
     /// # Errors
     ///

@@ -152,7 +152,7 @@ impl Error {
                 "the portal does not keep what this host writes (a broken path or a failing device)"
             }
             Error::Unformatted => {
-                "the portal is not formatted: host index 0 formats it, and did not within four leases"
+                "the portal is not formatted: host 0 formats it, and did not within four leases"
             }
         }
     }

@@ -157,7 +157,10 @@ impl Incarnations {
             .flatten()
             .map(|(_, e, _)| e);
         let mem = self.members.get(u32_as_usize(j)).copied().flatten();
-        matches!((epoch, mem), (Some(e), Some(m)) if e != 0 && m.state == MemberState::Fenced && m.epoch == e)
+        matches!(
+            (epoch, mem),
+            (Some(e), Some(m)) if e != 0 && m.state == MemberState::Fenced && m.epoch == e
+        )
     }
 }
 
