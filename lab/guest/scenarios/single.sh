@@ -256,18 +256,19 @@ binds_nothing() {
 }
 check "rmmod before the parameter checks" removed
 check "switched=7 is refused at load, with a message" refused_param
-# The lab's /etc/modprobe.d gives host_index (modprobe's command line comes
-# after it); insmod reads no configuration: the index is missing.
+# The lab's /etc/modprobe.d gives host_index, and the pinned tree refuses a
+# parameter given twice (modprobe.d and modprobe's command line): these
+# load the module with insmod, which reads no configuration.
+ko=/lib/modules/$(uname -r)/kernel/drivers/cxl_switched/cxl_switched.ko
 no_index() {
 	_ni='host_index=-1: not 0-63 (a host sharing a portal needs its own); not loaded'
 	_ni0=$(dmesg | grep -c "$_ni")
-	insmod "/lib/modules/$(uname -r)/kernel/drivers/cxl_switched/cxl_switched.ko" 2>/dev/null &&
-		{ rmmod cxl_switched; return 1; }
+	insmod "$ko" 2>/dev/null && { rmmod cxl_switched; return 1; }
 	is_gt "$(dmesg | grep -c "$_ni")" "$_ni0"
 }
 big_index() {
 	_bi='host_index=64: not 0-63 (a host sharing a portal needs its own); not loaded'
-	modprobe cxl_switched host_index=64 2>/dev/null && { rmmod cxl_switched; return 1; }
+	insmod "$ko" host_index=64 2>/dev/null && { rmmod cxl_switched; return 1; }
 	dmesg | grep -q "$_bi"
 }
 check "a host without a host_index is refused at load, with a message" no_index
