@@ -374,44 +374,46 @@ impl Host {
     /// nothing any more once the member table has them fenced.
     pub(super) fn reap_fenced<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
         let v = Incarnations::read(m, &self.sb)?;
-        let mut reap = [None; u32_as_usize(MAX_HOST_SLOTS)];
-        for (j, d) in (0..self.sb.geometry.host_slots).zip(reap.iter_mut()) {
-            let (state, epoch, intent) = if j == self.slot {
-                (self.rec.state, self.rec.epoch, self.rec.intent)
+        for j in 0..self.sb.geometry.host_slots {
+            let (dead, epoch, intent) = if j == self.slot {
+                (false, self.rec.epoch, self.rec.intent)
             } else {
-                match v.slots.get(u32_as_usize(j)).copied().flatten() {
-                    Some(s) => s,
+                match v.slot(j) {
+                    Some(s) => (s.state != SlotState::Free && v.off(j), s.epoch, s.intent),
                     None => continue,
                 }
             };
-            let dead = j != self.slot && state != SlotState::Free && v.off(j);
             if intent != 0 && (dead || tx_epoch(intent) < epoch) {
                 self.rollback(m, j, intent)?;
             }
-            if j == self.slot {
-                continue;
-            }
-            let mem = v.members.get(u32_as_usize(j)).copied().flatten();
-            if dead && !v.reaped(j) {
-                *d = Some(epoch);
-            } else if let Some(mem) =
-                mem.filter(|x| x.state == MemberState::Live && x.epoch < epoch)
-            {
-                // A member whose slot moved on to a later incarnation: its host booted again,
-                // so this one is gone (its successor did not finish joining, or would have
-                // reaped it).
-                *d = Some(mem.epoch);
-            }
         }
+        // Only once every dead transaction is undone: reap, deciding from the same reading.
         let mut reaped_now = 0;
-        for (j, d) in (0..self.sb.geometry.host_slots).zip(reap.iter()) {
-            if let Some(epoch) = *d {
+        for j in 0..self.sb.geometry.host_slots {
+            if let Some(epoch) = self.to_reap(&v, j) {
                 self.reap(m, j, epoch)?;
                 reaped_now += 1;
             }
         }
         self.drop_confirms(m)?;
         Ok(reaped_now)
+    }
+
+    /// Of [`Host::reap_fenced`]'s reading `v`, the incarnation of slot `j` to reap, if any: the
+    /// current one if it is known off and not reaped yet; or, for a live member whose slot
+    /// moved on to a later incarnation, the member's (its host booted again, so this one is
+    /// gone: its successor did not finish joining, or would have reaped it).
+    fn to_reap(&self, v: &Incarnations, j: u32) -> Option<u32> {
+        if j == self.slot {
+            return None;
+        }
+        let s = v.slot(j)?;
+        if s.state != SlotState::Free && v.off(j) && !v.reaped(j) {
+            return Some(s.epoch);
+        }
+        v.member(j)
+            .filter(|x| x.state == MemberState::Live && x.epoch < s.epoch)
+            .map(|x| x.epoch)
     }
 
     /// Drops this host's confirmations of incarnations the member table records as reaped, or
@@ -446,23 +448,12 @@ impl Host {
     /// member table a live member whose slot moved on to a later incarnation.
     fn any_to_reap<M: Medium>(&self, m: &M) -> Result<bool, Error> {
         let v = Incarnations::read(m, &self.sb)?;
-        for j in 0..self.sb.geometry.host_slots {
-            if j == self.slot {
-                continue;
-            }
-            let Some((state, epoch, intent)) = v.slots.get(u32_as_usize(j)).copied().flatten()
-            else {
-                continue;
-            };
-            let mem = v.members.get(u32_as_usize(j)).copied().flatten();
-            if (intent != 0 && tx_epoch(intent) < epoch)
-                || (state != SlotState::Free && v.off(j) && !v.reaped(j))
-                || mem.is_some_and(|x| x.state == MemberState::Live && x.epoch < epoch)
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok((0..self.sb.geometry.host_slots).any(|j| {
+            j != self.slot
+                && (self.to_reap(&v, j).is_some()
+                    || v.slot(j)
+                        .is_some_and(|s| s.intent != 0 && tx_epoch(s.intent) < s.epoch))
+        }))
     }
 
     /// Reaps incarnation `epoch` of the host in `slot`, which is off, and every earlier one

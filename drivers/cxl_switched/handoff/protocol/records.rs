@@ -2,6 +2,8 @@
 
 //! Reading the header's records: slots, table records and their entries, for every party.
 
+use core::ops::ControlFlow;
+
 use super::super::num::u32_as_usize;
 use super::abi::MAX_HOST_SLOTS;
 use super::abi::{
@@ -54,11 +56,36 @@ pub(crate) fn read_slot_copies<M: Medium>(
     ])
 }
 
-/// Whether some slot's current record confirms that incarnation `epoch` of slot `slot` is off,
-/// or the member table says it was reaped. Either is a fact once written (a slot holds only
-/// confirmations a fence agent or an administrator gave, a member entry is fenced only for a
-/// confirmed incarnation, and epochs are never reused), so a read that misses a newer write is
-/// safe: it can only miss that a host is off, never call a live one off.
+/// Calls `f` with every fence confirmation that some slot's current record holds, as the
+/// confirmed slot and epoch, until `f` breaks; returns whether it did. A slot without a valid
+/// copy confirms nothing.
+///
+/// # Errors
+///
+/// The error of a read.
+fn for_each_confirm<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    mut f: impl FnMut(u32, u32) -> ControlFlow<()>,
+) -> Result<bool, Error> {
+    for c in 0..sb.geometry.host_slots {
+        if let Ok(r) = read_slot(m, sb, c)?.0 {
+            for k in r.confirms.iter().flatten() {
+                if f(k.slot, k.epoch).is_break() {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Whether incarnation `epoch` of slot `slot` is *known off*: some slot's current record
+/// confirms it off, or the member table says it was reaped. Either is a fact once written (a
+/// slot holds only confirmations a fence agent or an administrator gave, a member entry is
+/// fenced only for a confirmed incarnation, and epochs are never reused), so a read that misses
+/// a newer write is safe: it can only miss that a host is off, never call a live one off.
+/// [`Incarnations`] applies the same rule to every slot at once.
 ///
 /// # Errors
 ///
@@ -72,26 +99,39 @@ pub(crate) fn is_off<M: Medium>(
     if epoch == 0 {
         return Ok(false);
     }
-    for j in 0..sb.geometry.host_slots {
-        if let Ok(r) = read_slot(m, sb, j)?.0 {
-            if r.confirms(slot, epoch) {
-                return Ok(true);
-            }
+    let confirmed = for_each_confirm(m, sb, |s, e| {
+        if s == slot && e == epoch {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-    }
-    reaped(m, sb, slot, epoch)
+    })?;
+    Ok(confirmed || reaped(m, sb, slot, epoch)?)
 }
 
-/// Every slot's current incarnation, and which of them are known to be off, from one walk of
-/// the slots and the member table (two reads of each slot, one of each member record): what a
-/// lock holder needs to roll back and reap, without a walk of every slot per slot.
+/// A slot's current incarnation, as [`Incarnations`] read it.
+#[derive(Clone, Copy)]
+pub(crate) struct Incarnation {
+    pub(crate) state: SlotState,
+    pub(crate) epoch: u32,
+    pub(crate) intent: u64,
+}
+
+/// Every slot's current incarnation, and which of them are known to be off (the rule of
+/// [`is_off`]), from one walk of the slots and the member table (two reads of each slot, one
+/// of each member record): what a lock holder needs to roll back and reap, without a walk of
+/// every slot per slot. Kept as arrays of plain values (about 1 KiB for 64 slots), as it lives
+/// on the kernel stack of the heartbeat.
 pub(crate) struct Incarnations {
-    /// Per slot: its current record's state, epoch and intent (`None`: no valid copy).
-    pub(crate) slots: [Option<(SlotState, u32, u64)>; u32_as_usize(MAX_HOST_SLOTS)],
-    /// Per slot: its member entry.
-    pub(crate) members: [Option<Member>; u32_as_usize(MAX_HOST_SLOTS)],
+    /// Per slot: its current record's state (`None`: no valid copy), epoch and intent.
+    states: [Option<SlotState>; u32_as_usize(MAX_HOST_SLOTS)],
+    epochs: [u32; u32_as_usize(MAX_HOST_SLOTS)],
+    intents: [u64; u32_as_usize(MAX_HOST_SLOTS)],
+    /// Per slot: its member entry's state (`None`: unread or undecodable) and epoch.
+    member_states: [Option<MemberState>; u32_as_usize(MAX_HOST_SLOTS)],
+    member_epochs: [u32; u32_as_usize(MAX_HOST_SLOTS)],
     /// Bit `k`: some slot confirms slot `k`'s current incarnation off.
-    pub(crate) confirmed: u64,
+    confirmed: u64,
 }
 
 impl Incarnations {
@@ -102,27 +142,34 @@ impl Incarnations {
     /// The error of a read; [`Error::Corrupt`] for a member record without a valid copy.
     pub(crate) fn read<M: Medium>(m: &M, sb: &Superblock) -> Result<Self, Error> {
         let mut v = Incarnations {
-            slots: [None; u32_as_usize(MAX_HOST_SLOTS)],
-            members: [None; u32_as_usize(MAX_HOST_SLOTS)],
+            states: [None; u32_as_usize(MAX_HOST_SLOTS)],
+            epochs: [0; u32_as_usize(MAX_HOST_SLOTS)],
+            intents: [0; u32_as_usize(MAX_HOST_SLOTS)],
+            member_states: [None; u32_as_usize(MAX_HOST_SLOTS)],
+            member_epochs: [0; u32_as_usize(MAX_HOST_SLOTS)],
             confirmed: 0,
         };
-        for (j, s) in (0..sb.geometry.host_slots).zip(v.slots.iter_mut()) {
-            *s = read_slot(m, sb, j)?
-                .0
-                .ok()
-                .map(|r| (r.state, r.epoch, r.intent));
-        }
-        for c in 0..sb.geometry.host_slots {
-            let Ok(r) = read_slot(m, sb, c)?.0 else {
+        for j in 0..sb.geometry.host_slots {
+            let Ok(r) = read_slot(m, sb, j)?.0 else {
                 continue;
             };
-            for k in r.confirms.iter().flatten() {
-                let current = v.slots.get(u32_as_usize(k.slot)).copied().flatten();
-                if current.is_some_and(|(_, e, _)| e == k.epoch) && k.epoch != 0 {
-                    v.confirmed |= 1u64.checked_shl(k.slot).unwrap_or(0);
-                }
+            let i = u32_as_usize(j);
+            if let (Some(s), Some(e), Some(t)) = (
+                v.states.get_mut(i),
+                v.epochs.get_mut(i),
+                v.intents.get_mut(i),
+            ) {
+                (*s, *e, *t) = (Some(r.state), r.epoch, r.intent);
             }
         }
+        let mut confirmed = 0u64;
+        for_each_confirm(m, sb, |slot, epoch| {
+            if epoch != 0 && v.slot(slot).is_some_and(|x| x.epoch == epoch) {
+                confirmed |= 1u64.checked_shl(slot).unwrap_or(0);
+            }
+            ControlFlow::Continue(())
+        })?;
+        v.confirmed = confirmed;
         for index in 0..sb.records(Kind::Members) {
             let rec = match read_table_settled(m, sb, Kind::Members, index) {
                 Ok(rec) => rec,
@@ -134,13 +181,35 @@ impl Incarnations {
                 let slot = index
                     .checked_mul(ENTRIES_PER_RECORD)
                     .and_then(|s| s.checked_add(i))
-                    .unwrap_or(u32::MAX);
-                if let Some(d) = v.members.get_mut(u32_as_usize(slot)) {
-                    *d = rec.entry(i).and_then(Member::decode);
+                    .map_or(usize::MAX, u32_as_usize);
+                let entry = rec.entry(i).and_then(Member::decode);
+                if let (Some(s), Some(e)) =
+                    (v.member_states.get_mut(slot), v.member_epochs.get_mut(slot))
+                {
+                    (*s, *e) = (entry.map(|x| x.state), entry.map_or(0, |x| x.epoch));
                 }
             }
         }
         Ok(v)
+    }
+
+    /// Slot `j`'s current incarnation; `None` for a slot without a valid copy.
+    pub(crate) fn slot(&self, j: u32) -> Option<Incarnation> {
+        let i = u32_as_usize(j);
+        Some(Incarnation {
+            state: self.states.get(i).copied().flatten()?,
+            epoch: self.epochs.get(i).copied()?,
+            intent: self.intents.get(i).copied()?,
+        })
+    }
+
+    /// Slot `j`'s member entry; `None` for one that did not read or decode.
+    pub(crate) fn member(&self, j: u32) -> Option<Member> {
+        let i = u32_as_usize(j);
+        Some(Member {
+            state: self.member_states.get(i).copied().flatten()?,
+            epoch: self.member_epochs.get(i).copied()?,
+        })
     }
 
     /// Whether slot `j`'s current incarnation is known to be off: confirmed, or reaped.
@@ -150,16 +219,9 @@ impl Incarnations {
 
     /// Whether the member table has slot `j`'s current incarnation reaped.
     pub(crate) fn reaped(&self, j: u32) -> bool {
-        let epoch = self
-            .slots
-            .get(u32_as_usize(j))
-            .copied()
-            .flatten()
-            .map(|(_, e, _)| e);
-        let mem = self.members.get(u32_as_usize(j)).copied().flatten();
         matches!(
-            (epoch, mem),
-            (Some(e), Some(m)) if e != 0 && m.state == MemberState::Fenced && m.epoch == e
+            (self.slot(j), self.member(j)),
+            (Some(s), Some(m)) if s.epoch != 0 && m.state == MemberState::Fenced && m.epoch == s.epoch
         )
     }
 }
