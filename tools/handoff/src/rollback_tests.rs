@@ -78,3 +78,80 @@ fn a_give_back_rolls_back_a_dead_holders_transaction_first() {
 fn a_quarantine_rolls_back_a_dead_holders_transaction_first() {
     every_death(|y, m| y.quarantine(m, |b| b == 9).map(|_| ()));
 }
+
+/// v goes silent; the fence agent says it is off, to r (or, with `to_x`, to x, which only keeps
+/// its lease meanwhile, as a fence agent's host does); r dies at its `n`-th write of the
+/// heartbeat that reaps v; r's host boots again in its slot; x and the new r run heartbeats. v
+/// must end reaped, its blocks no longer its own, whatever the write r died at: a confirmation
+/// is a fact once written, and must outlive the reap it was given for when that reap is rolled
+/// back. Returns whether the heartbeat completed (n too big).
+fn after_a_dead_reaper(n: u64, to_x: bool) -> bool {
+    let mem = SharedMem::new(GEO.block_size as usize);
+    let (mx, mr, mv) = (mem.host(), mem.host(), mem.host());
+    let mut x = join(&mx, 0);
+    let mut r = join(&mr, 1);
+    let mut v = join(&mv, 2);
+    v.claim(&mv, 4).unwrap();
+    if to_x {
+        x.confirm_fenced(&mx, v.slot(), v.uuid()).unwrap();
+    } else {
+        r.confirm_fenced(&mr, v.slot(), v.uuid()).unwrap();
+    }
+    let before = mr.writes();
+    mr.die_after(n);
+    let done = r.heartbeat(&mr).is_ok();
+    if done && mr.writes() - before < n {
+        return true;
+    }
+    if to_x {
+        // What r wrote of its reap is in the member table, not committed.
+        x.keep_alive(&mx).unwrap();
+    }
+    // The power switch that killed r says so, to x; r's host boots again (a new medium: its old
+    // one died with it).
+    x.confirm_fenced(&mx, r.slot(), r.uuid()).unwrap();
+    let mr2 = mem.host();
+    let sb = *x.superblock();
+    let mut r2 = Host::join(&mr2, sb, [0x21; 16], r.slot())
+        .unwrap_or_else(|e| panic!("death at write {n}: r cannot join again: {e:?}"));
+    for _ in 0..15 {
+        mem.advance(u64::from(TIMING.lease_ms / 5));
+        x.heartbeat(&mx)
+            .unwrap_or_else(|e| panic!("death at write {n}: x's heartbeat: {e:?}"));
+        r2.heartbeat(&mr2)
+            .unwrap_or_else(|e| panic!("death at write {n}: r's heartbeat: {e:?}"));
+    }
+    let member = protocol::records::read_member(&mx, &sb, v.slot()).unwrap();
+    assert_eq!(
+        member.state,
+        crate::abi::MemberState::Fenced,
+        "death at write {n}: v is not reaped: {member:?}"
+    );
+    protocol::records::for_each_owner(&mx, &sb, |b, o| {
+        assert!(
+            o.is_free() || u32::from(o.slot) != v.slot(),
+            "death at write {n}: block {b} is still v's: {o:?}"
+        );
+    })
+    .unwrap();
+    false
+}
+
+fn every_reaper_death(to_x: bool) {
+    for n in 1..200 {
+        if after_a_dead_reaper(n, to_x) {
+            return;
+        }
+    }
+    panic!("the reaping heartbeat never completes");
+}
+
+#[test]
+fn a_confirmation_outlives_its_reaper_and_the_reap_it_left_unfinished() {
+    every_reaper_death(false);
+}
+
+#[test]
+fn a_confirmation_is_kept_while_the_reap_it_was_given_for_is_uncommitted() {
+    every_reaper_death(true);
+}

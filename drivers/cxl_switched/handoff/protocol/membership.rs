@@ -9,7 +9,8 @@ use super::abi::{
 };
 use super::host::UNSEEN;
 use super::records::{
-    is_off, read_handoff, read_member, read_slot, read_slot_copies, reaped, Incarnations,
+    is_off, read_handoff, read_member, read_member_committed, read_slot, read_slot_copies, reaped,
+    Incarnations,
 };
 use super::tx::tx_epoch;
 use super::{Error, Host, Medium, Op};
@@ -82,10 +83,13 @@ impl Host {
         let epoch = epoch.checked_add(1).ok_or(Error::Overflow(
             "a host slot's epoch is at its largest value",
         ))?;
-        // What a dead incarnation left unfinished stays in the slot until it is rolled back.
-        let (intent, op) = match last {
-            Ok(r) => (r.intent, r.op),
-            Err(_) => (0, 0),
+        // What a dead incarnation left unfinished stays in the slot until it is rolled back, and
+        // the fence confirmations it gave until the member table records them: a confirmation
+        // is a fact for good (epochs are never reused), and the reap it was given for may be
+        // rolled back with the rest of that incarnation's transaction.
+        let (intent, op, confirms) = match last {
+            Ok(r) => (r.intent, r.op, r.confirms),
+            Err(_) => (0, 0, [None; MAX_CONFIRMS]),
         };
         let mut host = Host {
             sb,
@@ -109,6 +113,7 @@ impl Host {
                 epoch,
                 intent,
                 op,
+                confirms,
                 ..SlotRecord::FREE
             },
         )?;
@@ -128,8 +133,8 @@ impl Host {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Give the slot up, even after a pause (a lapsed claim that stayed would be a
-                // suspect until fenced), keeping its epoch, and a dead incarnation's intent if
-                // it is still there.
+                // suspect until fenced), keeping its epoch, a dead incarnation's intent if it is
+                // still there, and the confirmations not recorded yet.
                 if !e.is_gone() {
                     let _ = host.write_slot(
                         m,
@@ -138,6 +143,7 @@ impl Host {
                             epoch,
                             intent: host.rec.intent,
                             op: host.rec.op,
+                            confirms: host.rec.confirms,
                             ..SlotRecord::FREE
                         },
                     );
@@ -373,7 +379,8 @@ impl Host {
     /// The hosts reaped are not written to: their slots keep their last records, which say
     /// nothing any more once the member table has them fenced.
     pub(super) fn reap_fenced<M: Medium>(&mut self, m: &M) -> Result<u32, Error> {
-        let v = Incarnations::read(m, &self.sb)?;
+        let mut v = Incarnations::read(m, &self.sb)?;
+        let mut undone = false;
         for j in 0..self.sb.geometry.host_slots {
             let (dead, epoch, intent) = if j == self.slot {
                 (false, self.rec.epoch, self.rec.intent)
@@ -385,9 +392,14 @@ impl Host {
             };
             if intent != 0 && (dead || tx_epoch(intent) < epoch) {
                 self.rollback(m, j, intent)?;
+                undone = true;
             }
         }
-        // Only once every dead transaction is undone: reap, deciding from the same reading.
+        // Only once every dead transaction is undone: reap. A rollback may have undone a reap
+        // (whose reaper died before it committed), so decide from the tables as they are now.
+        if undone {
+            v = Incarnations::read(m, &self.sb)?;
+        }
         let mut reaped_now = 0;
         for j in 0..self.sb.geometry.host_slots {
             if let Some(epoch) = self.to_reap(&v, j) {
@@ -417,7 +429,9 @@ impl Host {
     }
 
     /// Drops this host's confirmations of incarnations the member table records as reaped, or
-    /// whose slot moved on to a later incarnation.
+    /// whose slot moved on to a later incarnation, in a committed transaction: a reap whose
+    /// reaper dies before it commits is rolled back, and the confirmation is what has it done
+    /// again.
     fn drop_confirms<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         let mut rec = self.rec;
         let mut changed = false;
@@ -425,7 +439,9 @@ impl Host {
             let Some(k) = *c else {
                 continue;
             };
-            let mem = read_member(m, &self.sb, k.slot)?;
+            let Some(mem) = read_member_committed(m, &self.sb, k.slot)? else {
+                continue;
+            };
             if mem.epoch > k.epoch || (mem.epoch == k.epoch && mem.state == MemberState::Fenced) {
                 *c = None;
                 changed = true;
@@ -546,10 +562,12 @@ impl Host {
             )?;
             me.commit(m, tx)
         })?;
+        // Confirmations that the member table does not record yet stay, as they do in a join.
         self.write_slot(
             m,
             SlotRecord {
                 epoch: self.rec.epoch,
+                confirms: self.rec.confirms,
                 ..SlotRecord::FREE
             },
         )

@@ -364,6 +364,36 @@ pub(crate) fn read_member<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Resul
         .ok_or(Error::Corrupt(Kind::Members, index))
 }
 
+/// Reads the member entry of slot `slot` if the transaction that wrote it is committed;
+/// `None` while its writer's slot still holds that transaction as its intent (it may yet be
+/// rolled back, with the writer's other writes). What only an entry read this way says is a
+/// fact for good.
+///
+/// # Errors
+///
+/// Those of [`read_member`].
+pub(crate) fn read_member_committed<M: Medium>(
+    m: &M,
+    sb: &Superblock,
+    slot: u32,
+) -> Result<Option<Member>, Error> {
+    let index = slot / ENTRIES_PER_RECORD;
+    let rec = read_table_settled(m, sb, Kind::Members, index)?;
+    let member = rec
+        .entry(slot % ENTRIES_PER_RECORD)
+        .and_then(Member::decode)
+        .ok_or(Error::Corrupt(Kind::Members, index))?;
+    let writer = u32::from(rec.writer_slot);
+    if rec.txid != 0 && writer < sb.geometry.host_slots {
+        if let Ok(w) = read_slot(m, sb, writer)?.0 {
+            if w.intent == rec.txid {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(member))
+}
+
 /// Reads handoff record `index`.
 ///
 /// # Errors
