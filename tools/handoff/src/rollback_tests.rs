@@ -59,13 +59,16 @@ fn after_a_dead_offer(n: u64, first: fn(&mut Host, &SimHost<'_>) -> Result<(), E
     false
 }
 
-fn every_death(first: fn(&mut Host, &SimHost<'_>) -> Result<(), Error>) {
-    for n in 1..200 {
-        if after_a_dead_offer(n, first) {
-            return;
-        }
+/// Runs `case` with a death at every write n, until it says the operation it interrupts
+/// completed before write n.
+fn at_every_write(operation: &str, case: impl Fn(u64) -> bool) {
+    if !(1..200).any(case) {
+        panic!("{operation} never completes");
     }
-    panic!("the offer never completes");
+}
+
+fn every_death(first: fn(&mut Host, &SimHost<'_>) -> Result<(), Error>) {
+    at_every_write("the offer", |n| after_a_dead_offer(n, first));
 }
 
 #[test]
@@ -137,21 +140,12 @@ fn after_a_dead_reaper(n: u64, to_x: bool) -> bool {
     false
 }
 
-fn every_reaper_death(to_x: bool) {
-    for n in 1..200 {
-        if after_a_dead_reaper(n, to_x) {
-            return;
-        }
-    }
-    panic!("the reaping heartbeat never completes");
-}
-
 #[test]
 fn a_confirmation_outlives_its_reaper_and_the_reap_it_left_unfinished() {
-    every_reaper_death(false);
+    at_every_write("the reaping heartbeat", |n| after_a_dead_reaper(n, false));
 }
 
 #[test]
 fn a_confirmation_is_kept_while_the_reap_it_was_given_for_is_uncommitted() {
-    every_reaper_death(true);
+    at_every_write("the reaping heartbeat", |n| after_a_dead_reaper(n, true));
 }
