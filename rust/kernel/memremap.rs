@@ -29,6 +29,18 @@ pub fn check_bounds(offset: usize, len: usize, size: usize) -> Result {
     }
 }
 
+/// The unit of [`Memremap::read`] and [`Memremap::write`]: on a device whose every access is a
+/// transaction of its own (or an emulated one, as under QEMU), a byte at a time is eight times
+/// the work.
+const WORD: usize = core::mem::size_of::<u64>();
+
+/// How a copy of `len` bytes splits, when the first word boundary is `to_aligned` bytes in
+/// (`usize::MAX`: never): the bytes before it, and the whole words after. The rest is the tail.
+fn word_span(to_aligned: usize, len: usize) -> (usize, usize) {
+    let head = to_aligned.min(len);
+    (head, (len - head) / WORD)
+}
+
 /// A physical range claimed as busy under a name and mapped write-back.
 ///
 /// The memory may be shared with other agents: accesses are volatile, and the mapping never hands
@@ -96,23 +108,61 @@ impl Memremap {
         self.size
     }
 
-    /// Copies `buf.len()` bytes at `offset` into `buf`.
+    /// Copies `buf.len()` bytes at `offset` into `buf`, a word at a time where the mapping is
+    /// word-aligned.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result {
         check_bounds(offset, buf.len(), self.size)?;
-        for (i, b) in buf.iter_mut().enumerate() {
+        // SAFETY: `offset <= size` by the bounds check, so the pointer stays within the mapping
+        // (or one past its end).
+        let p = unsafe { self.addr.as_ptr().add(offset) };
+        let (head, words) = word_span(p.align_offset(WORD), buf.len());
+        let (h, rest) = buf.split_at_mut(head);
+        let (w, t) = rest.split_at_mut(words * WORD);
+        for (i, b) in h.iter_mut().enumerate() {
             // SAFETY: `offset + i < size` by the bounds check, and the mapping is valid for
             // `size` bytes by the type invariant.
-            *b = unsafe { self.addr.as_ptr().add(offset + i).read_volatile() };
+            *b = unsafe { p.add(i).read_volatile() };
+        }
+        for (i, chunk) in w.chunks_exact_mut(WORD).enumerate() {
+            // SAFETY: As above, for the `WORD` bytes at `head + i * WORD`, which `word_span`
+            // chose aligned to a word.
+            let v = unsafe { p.add(head + i * WORD).cast::<u64>().read_volatile() };
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        let tail = head + words * WORD;
+        for (i, b) in t.iter_mut().enumerate() {
+            // SAFETY: As for the head.
+            *b = unsafe { p.add(tail + i).read_volatile() };
         }
         Ok(())
     }
 
-    /// Copies `data` to `offset`.
+    /// Copies `data` to `offset`, a word at a time where the mapping is word-aligned.
     pub fn write(&self, offset: usize, data: &[u8]) -> Result {
         check_bounds(offset, data.len(), self.size)?;
-        for (i, &b) in data.iter().enumerate() {
+        // SAFETY: As in `read`.
+        let p = unsafe { self.addr.as_ptr().add(offset) };
+        let (head, words) = word_span(p.align_offset(WORD), data.len());
+        let (h, rest) = data.split_at(head);
+        let (w, t) = rest.split_at(words * WORD);
+        for (i, &b) in h.iter().enumerate() {
             // SAFETY: As in `read`.
-            unsafe { self.addr.as_ptr().add(offset + i).write_volatile(b) };
+            unsafe { p.add(i).write_volatile(b) };
+        }
+        for (i, chunk) in w.chunks_exact(WORD).enumerate() {
+            let mut v = [0u8; WORD];
+            v.copy_from_slice(chunk);
+            // SAFETY: As in `read`.
+            unsafe {
+                p.add(head + i * WORD)
+                    .cast::<u64>()
+                    .write_volatile(u64::from_ne_bytes(v))
+            };
+        }
+        let tail = head + words * WORD;
+        for (i, &b) in t.iter().enumerate() {
+            // SAFETY: As in `read`.
+            unsafe { p.add(tail + i).write_volatile(b) };
         }
         Ok(())
     }
@@ -172,6 +222,20 @@ mod tests {
         assert!(check_bounds(4096, 0, 4096).is_ok());
         assert_eq!(check_bounds(4096, 1, 4096), Err(EINVAL));
         assert_eq!(check_bounds(usize::MAX, 2, 4096), Err(EINVAL));
+    }
+
+    #[test]
+    fn copies_split_into_bytes_and_aligned_words() {
+        // Aligned: all words, then the tail.
+        assert_eq!(word_span(0, 256), (0, 32));
+        assert_eq!(word_span(0, 13), (0, 1));
+        // Unaligned: bytes up to the boundary, then words.
+        assert_eq!(word_span(3, 256), (3, 31));
+        assert_eq!(word_span(7, 8), (7, 0));
+        // Shorter than the way to the boundary, or no boundary at all: bytes only.
+        assert_eq!(word_span(5, 2), (2, 0));
+        assert_eq!(word_span(usize::MAX, 64), (64, 0));
+        assert_eq!(word_span(0, 0), (0, 0));
     }
 
     #[test]
