@@ -8,7 +8,8 @@
 ROUNDS=${ROUNDS:-3}
 ktap_plan bench-online 4
 lab_find_memdevs && lab_direct_up || { diag "lab bring-up failed"; return 0; }
-modprobe cxl_switched
+# The host is alone on the portal: it claims every block, as kmem takes the whole region.
+modprobe cxl_switched claim_pct=100
 lab_portal_region || { diag "portal region failed"; return 0; }
 wait_driver "$PORTAL_DAX" cxl_switched 20 >/dev/null
 D=/sys/bus/dax/drivers
