@@ -36,6 +36,7 @@ const WORD: usize = core::mem::size_of::<u64>();
 
 /// How a copy of `len` bytes splits, when the first word boundary is `to_aligned` bytes in
 /// (`usize::MAX`: never): the bytes before it, and the whole words after. The rest is the tail.
+/// There are words only if `to_aligned <= len`, that is, only after a real boundary.
 fn word_span(to_aligned: usize, len: usize) -> (usize, usize) {
     let head = to_aligned.min(len);
     (head, (len - head) / WORD)
@@ -116,6 +117,7 @@ impl Memremap {
         // (or one past its end).
         let p = unsafe { self.addr.as_ptr().add(offset) };
         let (head, words) = word_span(p.align_offset(WORD), buf.len());
+        // PANIC: `word_span` returns `head <= len` and `words * WORD <= len - head`.
         let (h, rest) = buf.split_at_mut(head);
         let (w, t) = rest.split_at_mut(words * WORD);
         for (i, b) in h.iter_mut().enumerate() {
@@ -124,8 +126,10 @@ impl Memremap {
             *b = unsafe { p.add(i).read_volatile() };
         }
         for (i, chunk) in w.chunks_exact_mut(WORD).enumerate() {
-            // SAFETY: As above, for the `WORD` bytes at `head + i * WORD`, which `word_span`
-            // chose aligned to a word.
+            // SAFETY: As above, for the `WORD` bytes at `head + i * WORD`. They are aligned to a
+            // word: `word_span` returns words only when `head` is `align_offset`'s distance to
+            // the first word boundary (not `usize::MAX`, "cannot align"), and `WORD` is the
+            // alignment of `u64` or a multiple of it.
             let v = unsafe { p.add(head + i * WORD).cast::<u64>().read_volatile() };
             chunk.copy_from_slice(&v.to_ne_bytes());
         }
@@ -143,6 +147,7 @@ impl Memremap {
         // SAFETY: As in `read`.
         let p = unsafe { self.addr.as_ptr().add(offset) };
         let (head, words) = word_span(p.align_offset(WORD), data.len());
+        // PANIC: As in `read`.
         let (h, rest) = data.split_at(head);
         let (w, t) = rest.split_at(words * WORD);
         for (i, &b) in h.iter().enumerate() {
@@ -152,7 +157,7 @@ impl Memremap {
         for (i, chunk) in w.chunks_exact(WORD).enumerate() {
             let mut v = [0u8; WORD];
             v.copy_from_slice(chunk);
-            // SAFETY: As in `read`.
+            // SAFETY: As in `read`: within the mapping, and aligned to a word.
             unsafe {
                 p.add(head + i * WORD)
                     .cast::<u64>()
