@@ -241,6 +241,47 @@ fn a_host_confirmed_off_is_reaped_and_stops() {
     check(&mb);
 }
 
+/// A confirmation of an incarnation that ended without a reap (here a joining host, only
+/// paused after all, whose join fails on its lapsed lease: it writes its slot free) is dropped,
+/// not kept for good: sixteen of them would leave the confirmer unable to confirm anything.
+#[test]
+fn a_confirmation_of_an_incarnation_that_ended_unreaped_is_dropped() {
+    let mem = mem();
+    let (mx, mj) = (mem.host(), mem.host());
+    let mut x = join(&mx, 1);
+    let sb = *x.superblock();
+    let mut j = Host::claim_slot(&mj, sb, uuid(2), 2).unwrap();
+    x.confirm_fenced(&mx, j.slot(), j.uuid()).unwrap();
+    let confirms = |m: &SimHost<'_>| {
+        protocol::records::read_slot(m, &sb, 1)
+            .unwrap()
+            .0
+            .unwrap()
+            .confirms
+            .iter()
+            .flatten()
+            .count()
+    };
+    assert_eq!(confirms(&mx), 1);
+    // j pauses past half a lease while x renews, then its join fails.
+    let half = u64::from(TIMING.lease_ms / 2);
+    mem.advance(half / 2);
+    x.renew(&mx).unwrap();
+    mem.advance(half / 2 + 1);
+    assert_eq!(j.complete_join(&mj), Err(Error::Expired));
+    let r = protocol::records::read_slot(&mx, &sb, j.slot())
+        .unwrap()
+        .0
+        .unwrap();
+    assert_eq!(r.state, SlotState::Free, "the failed join gave its slot up");
+    x.keep_alive(&mx).unwrap();
+    assert_eq!(
+        confirms(&mx),
+        0,
+        "x still holds a confirmation nobody needs"
+    );
+}
+
 /// Regression (v1 passed a lock holder once its lease expired): a host that
 /// pauses inside the lock for five leases is never overtaken; the others'
 /// operations fail with `Suspect` and write nothing.

@@ -428,10 +428,13 @@ impl Host {
             .map(|x| x.epoch)
     }
 
-    /// Drops this host's confirmations of incarnations the member table records as reaped, or
-    /// whose slot moved on to a later incarnation, in a committed transaction: a reap whose
-    /// reaper dies before it commits is rolled back, and the confirmation is what has it done
-    /// again.
+    /// Drops this host's confirmations that are done with: of incarnations that the member table
+    /// records as reaped (or a later one) in a committed transaction, as a reap whose reaper
+    /// dies before it commits is rolled back and the confirmation is what has it done again; of
+    /// incarnations whose slot holds a later one (a lock holder reaps a live member whose slot
+    /// moved on without a confirmation); and of incarnations that ended without a reap, their
+    /// slot free in that epoch and their committed member entry not live in it (a leave, or a
+    /// join that failed). Slot epochs only grow, so what a read of a slot shows was true.
     fn drop_confirms<M: Medium>(&mut self, m: &M) -> Result<(), Error> {
         let mut rec = self.rec;
         let mut changed = false;
@@ -439,10 +442,15 @@ impl Host {
             let Some(k) = *c else {
                 continue;
             };
-            let Some(mem) = read_member_committed(m, &self.sb, k.slot)? else {
-                continue;
-            };
-            if mem.epoch > k.epoch || (mem.epoch == k.epoch && mem.state == MemberState::Fenced) {
+            let slot = read_slot(m, &self.sb, k.slot)?.0.ok();
+            let member = read_member_committed(m, &self.sb, k.slot)?;
+            let recorded = member.is_some_and(|x| {
+                x.epoch > k.epoch || (x.epoch == k.epoch && x.state == MemberState::Fenced)
+            });
+            let moved_on = slot.is_some_and(|r| r.epoch > k.epoch);
+            let ended = slot.is_some_and(|r| r.state == SlotState::Free && r.epoch == k.epoch)
+                && member.is_some_and(|x| !(x.epoch == k.epoch && x.state == MemberState::Live));
+            if recorded || moved_on || ended {
                 *c = None;
                 changed = true;
             }

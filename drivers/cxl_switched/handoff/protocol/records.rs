@@ -120,7 +120,7 @@ pub(crate) struct Incarnation {
 /// Every slot's current incarnation, and which of them are known to be off (the rule of
 /// [`is_off`]), from one walk of the slots and the member table (two reads of each slot, one
 /// of each member record): what a lock holder needs to roll back and reap, without a walk of
-/// every slot per slot. Kept as arrays of plain values (about 1 KiB for 64 slots), as it lives
+/// every slot per slot. Kept as arrays of plain values (about 1.4 KiB for 64 slots), as it lives
 /// on the kernel stack of the heartbeat.
 pub(crate) struct Incarnations {
     /// Per slot: its current record's state (`None`: no valid copy), epoch and intent.
@@ -221,7 +221,8 @@ impl Incarnations {
     pub(crate) fn reaped(&self, j: u32) -> bool {
         matches!(
             (self.slot(j), self.member(j)),
-            (Some(s), Some(m)) if s.epoch != 0 && m.state == MemberState::Fenced && m.epoch == s.epoch
+            (Some(s), Some(m))
+                if s.epoch != 0 && m.state == MemberState::Fenced && m.epoch == s.epoch
         )
     }
 }
@@ -366,32 +367,52 @@ pub(crate) fn read_member<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Resul
 
 /// Reads the member entry of slot `slot` if the transaction that wrote it is committed;
 /// `None` while its writer's slot still holds that transaction as its intent (it may yet be
-/// rolled back, with the writer's other writes). What only an entry read this way says is a
-/// fact for good.
+/// rolled back, with the writer's other writes), if the record changed while it was checked, or
+/// if it did not read settled. What only an entry read this way says is a fact for good.
+///
+/// The record is read again after its writer's slot: a writer undoes a transaction before it
+/// clears its intent, and never reuses a transaction id, so a record that still carries the
+/// transaction once its writer no longer intends it is committed, not rolled back.
 ///
 /// # Errors
 ///
-/// Those of [`read_member`].
+/// [`Error::Corrupt`] for a member record without a valid copy; the error of a read.
 pub(crate) fn read_member_committed<M: Medium>(
     m: &M,
     sb: &Superblock,
     slot: u32,
 ) -> Result<Option<Member>, Error> {
     let index = slot / ENTRIES_PER_RECORD;
-    let rec = read_table_settled(m, sb, Kind::Members, index)?;
+    let settled = |m: &M| match read_table_settled(m, sb, Kind::Members, index) {
+        Ok(rec) => Ok(Some(rec)),
+        Err(Error::TimedOut) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let Some(rec) = settled(m)? else {
+        return Ok(None);
+    };
     let member = rec
         .entry(slot % ENTRIES_PER_RECORD)
         .and_then(Member::decode)
         .ok_or(Error::Corrupt(Kind::Members, index))?;
     let writer = u32::from(rec.writer_slot);
-    if rec.txid != 0 && writer < sb.geometry.host_slots {
-        if let Ok(w) = read_slot(m, sb, writer)?.0 {
-            if w.intent == rec.txid {
-                return Ok(None);
-            }
+    if rec.txid == 0 || writer >= sb.geometry.host_slots {
+        return Ok(Some(member));
+    }
+    if let Ok(w) = read_slot(m, sb, writer)?.0 {
+        if w.intent == rec.txid {
+            return Ok(None);
         }
     }
-    Ok(Some(member))
+    let same = settled(m)?.is_some_and(|again| {
+        (
+            again.generation,
+            again.txid,
+            again.writer_slot,
+            again.writer_epoch,
+        ) == (rec.generation, rec.txid, rec.writer_slot, rec.writer_epoch)
+    });
+    Ok(same.then_some(member))
 }
 
 /// Reads handoff record `index`.
