@@ -386,7 +386,7 @@ impl Host {
                 (false, self.rec.epoch, self.rec.intent)
             } else {
                 match v.slot(j) {
-                    Some(s) => (s.state != SlotState::Free && v.off(j), s.epoch, s.intent),
+                    Some(s) => (v.dead(j), s.epoch, s.intent),
                     None => continue,
                 }
             };
@@ -420,7 +420,7 @@ impl Host {
             return None;
         }
         let s = v.slot(j)?;
-        if s.state != SlotState::Free && v.off(j) && !v.reaped(j) {
+        if v.dead(j) && !v.reaped(j) {
             return Some(s.epoch);
         }
         v.member(j)

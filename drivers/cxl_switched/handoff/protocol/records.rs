@@ -217,6 +217,11 @@ impl Incarnations {
         self.confirmed & 1u64.checked_shl(j).unwrap_or(0) != 0 || self.reaped(j)
     }
 
+    /// Whether slot `j` holds an incarnation (claiming or a member) that is known to be off.
+    pub(crate) fn dead(&self, j: u32) -> bool {
+        self.slot(j).is_some_and(|s| s.state != SlotState::Free) && self.off(j)
+    }
+
     /// Whether the member table has slot `j`'s current incarnation reaped.
     pub(crate) fn reaped(&self, j: u32) -> bool {
         matches!(
@@ -358,11 +363,21 @@ pub(crate) fn read_table_settled<M: Medium>(
 /// [`Error::Corrupt`] if the record has no valid copy or the entry does not decode; those of
 /// [`read_table_settled`].
 pub(crate) fn read_member<M: Medium>(m: &M, sb: &Superblock, slot: u32) -> Result<Member, Error> {
-    let index = slot / ENTRIES_PER_RECORD;
-    let rec = read_table_settled(m, sb, Kind::Members, index)?;
+    member_entry(
+        &read_table_settled(m, sb, Kind::Members, slot / ENTRIES_PER_RECORD)?,
+        slot,
+    )
+}
+
+/// Slot `slot`'s entry in member record `rec`.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] for an entry that does not decode.
+fn member_entry(rec: &TableRecord, slot: u32) -> Result<Member, Error> {
     rec.entry(slot % ENTRIES_PER_RECORD)
         .and_then(Member::decode)
-        .ok_or(Error::Corrupt(Kind::Members, index))
+        .ok_or(Error::Corrupt(Kind::Members, rec.index))
 }
 
 /// Reads the member entry of slot `slot` if the transaction that wrote it is committed;
@@ -391,10 +406,7 @@ pub(crate) fn read_member_committed<M: Medium>(
     let Some(rec) = settled(m)? else {
         return Ok(None);
     };
-    let member = rec
-        .entry(slot % ENTRIES_PER_RECORD)
-        .and_then(Member::decode)
-        .ok_or(Error::Corrupt(Kind::Members, index))?;
+    let member = member_entry(&rec, slot)?;
     let writer = u32::from(rec.writer_slot);
     if rec.txid == 0 || writer >= sb.geometry.host_slots {
         return Ok(Some(member));
@@ -404,15 +416,7 @@ pub(crate) fn read_member_committed<M: Medium>(
             return Ok(None);
         }
     }
-    let same = settled(m)?.is_some_and(|again| {
-        (
-            again.generation,
-            again.txid,
-            again.writer_slot,
-            again.writer_epoch,
-        ) == (rec.generation, rec.txid, rec.writer_slot, rec.writer_epoch)
-    });
-    Ok(same.then_some(member))
+    Ok((settled(m)? == Some(rec)).then_some(member))
 }
 
 /// Reads handoff record `index`.
