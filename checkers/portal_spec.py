@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The portal header, version 2.0, decoded from its specification alone.
+"""The portal header, version 2.1, decoded from its specification alone.
 
 Written from Documentation/admin-guide/mm/cxl-switched-abi.rst, without the
 driver's code, so that it can check what that code wrote:
@@ -15,7 +15,8 @@ of a slot that is not free, counts as rolled back, as the spec's rollback
 makes it), so it can check a copy taken at any moment; it exits 1 and
 names every violation: a record with no valid copy, a
 block owned by a host that is not a live member, a block in a handoff that
-is not in use or does not list it, a handoff between hosts that are gone.
+is not in use or does not list it, a handoff between hosts that are gone,
+a handoff whose manifest (its page list in the blocks it moves) breaks a rule.
 With --final (every host but one is dead and has been reaped), exactly one
 member is live and no handoff is in progress.
 """
@@ -38,6 +39,104 @@ def crc32c(data: bytes) -> int:
         for _ in range(8):
             c = (c >> 1) ^ (0x82F63B78 & -(c & 1))
     return c ^ 0xFFFFFFFF
+
+
+_CRC_TABLE = []
+for _n in range(256):
+    _c = _n
+    for _ in range(8):
+        _c = (_c >> 1) ^ (0x82F63B78 & -(_c & 1))
+    _CRC_TABLE.append(_c)
+
+
+def crc32c_fast(data: bytes) -> int:
+    """crc32c() by a table: the same value, fast enough for 4 KiB chunks."""
+    c = 0xFFFFFFFF
+    t = _CRC_TABLE
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+CHUNK = 4096
+PAGE = 4096
+
+
+def manifest(img: bytes, sb: dict, index: int, rec: bytes, ext: list) -> list:
+    """What is wrong with the manifest of handoff `index` (record `rec`,
+    extents `ext`), per the spec's Manifests section; [] if it has none or
+    it is sound."""
+    first, tag, pages, chunks, blob_bytes, chain_crc = struct.unpack_from("<QQQIII", rec, 0x80)
+    if first == 0:
+        return []
+    bs, hb = sb["block_size"], sb["header_blocks"]
+    where = f"handoff {index}: manifest"
+
+    def page_of(off):
+        """The index of the page at `off` among the extents' pages, or None."""
+        if off % PAGE:
+            return None
+        block = off // bs - hb
+        before = 0
+        for st, c in ext:
+            if st <= block < st + c:
+                return (before + block - st) * (bs // PAGE) + (off % bs) // PAGE
+            before += c
+        return None
+
+    if not 1 <= chunks <= 1024 or blob_bytes > 65536 or pages == 0:
+        return [f"{where}: counts out of range ({chunks} chunks, {blob_bytes} blob bytes, {pages} pages)"]
+    seen = set()
+    got_pages = got_blob = 0
+    crc_input = b""
+    prev_end = 0
+    at = first
+    for seq in range(chunks):
+        p = page_of(at)
+        if p is None:
+            return [f"{where}: chunk {seq} at {at:#x} is not in the blocks handed off"]
+        if p in seen:
+            return [f"{where}: chunk {seq} at {at:#x} is a page seen before"]
+        seen.add(p)
+        if at + CHUNK > len(img):
+            return [f"{where}: chunk {seq} at {at:#x} is past the end of the image"]
+        c = img[at:at + CHUNK]
+        stored = struct.unpack_from("<I", c, CHUNK - 4)[0]
+        if crc32c_fast(c[:CHUNK - 4]) != stored:
+            return [f"{where}: chunk {seq} CRC32C mismatch"]
+        magic, ctag, kind, cseq, used, res, nxt, cfirst = struct.unpack_from("<8sQIIIIQQ", c, 0)
+        if magic != b"CXLSWMNF" or res or any(c[0x30:0x40]) or ctag != tag or cseq != seq:
+            return [f"{where}: chunk {seq} has a bad header"]
+        crc_input += struct.pack("<I", stored)
+        if kind == 1:
+            if not 1 <= used <= 167 or cfirst != got_pages:
+                return [f"{where}: chunk {seq}: {used} runs from page {cfirst}"]
+            for k in range(used):
+                va, off, n, flags = struct.unpack_from("<QQII", c, 0x40 + 24 * k)
+                if flags or not 1 <= n <= 1 << 20 or va % PAGE or va < prev_end \
+                        or va + n * PAGE > U64_MAX:
+                    return [f"{where}: chunk {seq} run {k} is bad"]
+                prev_end = va + n * PAGE
+                for j in range(n):
+                    q = page_of(off + j * PAGE)
+                    if q is None or q in seen:
+                        return [f"{where}: chunk {seq} run {k} lists page {off + j * PAGE:#x} "
+                                "outside the blocks or twice"]
+                    seen.add(q)
+                got_pages += n
+        elif kind == 2:
+            if not 1 <= used <= 4028 or cfirst != got_blob:
+                return [f"{where}: chunk {seq}: {used} blob bytes from {cfirst}"]
+            got_blob += used
+        else:
+            return [f"{where}: chunk {seq} of kind {kind}"]
+        if (seq + 1 == chunks) != (nxt == 0):
+            return [f"{where}: the chain's length is not the record's"]
+        at = nxt
+    if got_pages != pages or got_blob != blob_bytes or crc32c_fast(crc_input) != chain_crc:
+        return [f"{where}: totals ({got_pages} pages, {got_blob} blob bytes) or chain CRC "
+                "differ from the record's"]
+    return []
 
 
 def sealed(rec: bytes) -> bool:
@@ -155,6 +254,7 @@ def check(img: bytes, final: bool = False) -> dict:
             errors.append(f"handoff {i}: bad record")
         if state != 0:
             handoffs[i] = (src, se, dst, de, ext)
+            errors.extend(manifest(img, sb, i, rec, ext))
             for who in ((src, se), (dst, de)):
                 if who not in live:
                     errors.append(f"handoff {i} in progress with slot {who[0]} epoch {who[1]}, not a live member")

@@ -31,6 +31,8 @@ mod interleave_tests;
 #[cfg(test)]
 mod lock_tests;
 #[cfg(test)]
+mod manifest_tests;
+#[cfg(test)]
 mod protocol_tests;
 #[cfg(test)]
 mod rollback_tests;

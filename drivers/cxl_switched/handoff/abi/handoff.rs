@@ -5,6 +5,9 @@
 use super::super::num::u32_as_usize;
 use super::{le16, le32, le64, put16, put32, put64, MAX_EXTENTS, NO_SLOT, PAYLOAD_SIZE};
 
+/// Where the manifest reference is in the payload (record offset 0x80).
+const MANIFEST_AT: usize = 0x60;
+
 /// The state of a handoff record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -36,6 +39,68 @@ pub(crate) struct Extent {
     pub(crate) count: u32,
 }
 
+/// The reference to a handoff's manifest (`abi::manifest`, which the tools build; the
+/// driver only carries it) in a handoff record (record offsets 0x80..0xa4).
+///
+/// | offset | size | field                                                      |
+/// |--------|------|------------------------------------------------------------|
+/// | 0x80   | 8    | device offset of the first chunk, 0: no manifest           |
+/// | 0x88   | 8    | tag, in every chunk                                        |
+/// | 0x90   | 8    | pages listed                                               |
+/// | 0x98   | 4    | chunks                                                     |
+/// | 0x9c   | 4    | blob bytes                                                 |
+/// | 0xa0   | 4    | CRC32C of the chunks' checksums (4 bytes each), in order   |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ManifestRef {
+    pub(crate) offset: u64,
+    pub(crate) tag: u64,
+    pub(crate) pages: u64,
+    pub(crate) chunks: u32,
+    pub(crate) blob_bytes: u32,
+    pub(crate) crc: u32,
+}
+
+impl ManifestRef {
+    /// No manifest: a handoff of whole blocks.
+    pub(crate) const NONE: ManifestRef = ManifestRef {
+        offset: 0,
+        tag: 0,
+        pages: 0,
+        chunks: 0,
+        blob_bytes: 0,
+        crc: 0,
+    };
+
+    /// Whether the handoff has a manifest.
+    #[cfg(feature = "tools")]
+    pub(crate) fn is_some(&self) -> bool {
+        self.offset != 0
+    }
+
+    /// Writes the reference at `at` of a handoff payload.
+    fn encode(&self, payload: &mut [u8], at: usize) {
+        put64(payload, at, self.offset);
+        put64(payload, at + 0x08, self.tag);
+        put64(payload, at + 0x10, self.pages);
+        put32(payload, at + 0x18, self.chunks);
+        put32(payload, at + 0x1c, self.blob_bytes);
+        put32(payload, at + 0x20, self.crc);
+    }
+
+    /// Reads the reference at `at` of a handoff payload. Any values: a reader validates them
+    /// against the chunks.
+    fn decode(payload: &[u8], at: usize) -> Self {
+        ManifestRef {
+            offset: le64(payload, at),
+            tag: le64(payload, at + 0x08),
+            pages: le64(payload, at + 0x10),
+            chunks: le32(payload, at + 0x18),
+            blob_bytes: le32(payload, at + 0x1c),
+            crc: le32(payload, at + 0x20),
+        }
+    }
+}
+
 /// A handoff record: the payload of record `index` of the handoff table.
 ///
 /// | offset | size | field                                            |
@@ -49,6 +114,7 @@ pub(crate) struct Extent {
 /// | 0x38   | 4    | target epoch                                     |
 /// | 0x3c   | 4    | extents in use (0..=8)                           |
 /// | 0x40   | 64   | extents: start block (u32), block count (u32)    |
+/// | 0x80   | 36   | manifest: [`ManifestRef`] (all zero: none)       |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Handoff {
     pub(crate) id: u64,
@@ -60,6 +126,7 @@ pub(crate) struct Handoff {
     pub(crate) target_epoch: u32,
     pub(crate) extents: [Extent; MAX_EXTENTS],
     pub(crate) nr_extents: u32,
+    pub(crate) manifest: ManifestRef,
 }
 
 impl Handoff {
@@ -74,6 +141,7 @@ impl Handoff {
         target_epoch: 0,
         extents: [Extent { start: 0, count: 0 }; MAX_EXTENTS],
         nr_extents: 0,
+        manifest: ManifestRef::NONE,
     };
 
     /// Writes the handoff into a record's payload.
@@ -91,6 +159,7 @@ impl Handoff {
             put32(payload, 0x20 + i * 8, e.start);
             put32(payload, 0x24 + i * 8, e.count);
         }
+        self.manifest.encode(payload, MANIFEST_AT);
     }
 
     /// Reads the handoff from a record's payload.
@@ -126,6 +195,7 @@ impl Handoff {
             target_epoch: le32(payload, 0x18),
             extents,
             nr_extents,
+            manifest: ManifestRef::decode(payload, MANIFEST_AT),
         })
     }
 

@@ -12,12 +12,15 @@
 //!   of the portal lock, two copies each.
 //! - [`entries`]: the entries of the member and owner tables.
 //! - [`handoff`]: the handoff records.
+//! - [`manifest`]: the page lists of handoffs, in the data blocks they move.
 //!
 //! A portal whose first [`EMPTY_BYTES`] bytes are all zero is *empty*: it may be formatted.
 //! `Documentation/admin-guide/mm/cxl-switched-abi.rst` is the normative specification.
 
 mod entries;
 pub(crate) mod handoff;
+#[cfg(feature = "tools")]
+pub(crate) mod manifest;
 mod slot;
 mod superblock;
 mod table;
@@ -38,7 +41,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"CXLSWPTL";
 /// lease expiry alone, which is unsafe for a host that pauses. The two cannot share a portal.
 pub(crate) const MAJOR: u16 = 2;
 /// The minor version this code writes.
-pub(crate) const MINOR: u16 = 0;
+pub(crate) const MINOR: u16 = 1;
 /// The size of every record: superblock, host slot, table record copy.
 pub(crate) const RECORD_SIZE: usize = 256;
 /// The size of the superblock record.

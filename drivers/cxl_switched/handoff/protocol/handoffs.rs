@@ -2,8 +2,9 @@
 
 //! The handoff steps: offer, accept, release, cancel.
 
-use super::abi::handoff::Extent;
+use super::abi::handoff::{Extent, ManifestRef};
 use super::abi::{Handoff, HandoffState, MemberState, Owner, MAX_EXTENTS};
+use super::manifest::check_ref;
 use super::records::{for_each_owner, read_handoff, read_member};
 use super::tx::{handoff_tag, in_extents};
 use super::{Error, Host, Medium, Op};
@@ -22,6 +23,25 @@ impl Host {
         m: &M,
         target: u32,
         extents: &[Extent],
+    ) -> Result<(u32, u64), Error> {
+        self.offer_manifest(m, target, extents, ManifestRef::NONE)
+    }
+
+    /// Offers `extents` as [`Host::offer`] does, with the manifest `manifest` of the pages they
+    /// move (written before, see [`super::manifest::write_manifest`]; [`ManifestRef::NONE`]
+    /// for none). The offer checks that its first chunk lies in the extents and its counts are
+    /// in range; the target checks the rest as it reads it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::offer`]; [`Error::Invalid`] for a manifest reference that is not in the
+    /// extents or whose counts are out of range.
+    pub(crate) fn offer_manifest<M: Medium>(
+        &mut self,
+        m: &M,
+        target: u32,
+        extents: &[Extent],
+        manifest: ManifestRef,
     ) -> Result<(u32, u64), Error> {
         if extents.is_empty() || extents.len() > MAX_EXTENTS || target == self.slot {
             return Err(Error::Invalid(
@@ -48,6 +68,8 @@ impl Host {
             }
             h.extents[i] = *e;
         }
+        h.manifest = manifest;
+        check_ref(&self.sb, &h)?;
         self.locked_op(m, |me, m| {
             me.reap_fenced(m)?;
             let tm = read_member(m, &me.sb, target)?;

@@ -38,6 +38,8 @@ pub(crate) mod boot;
 mod handoffs;
 mod host;
 mod lock;
+#[cfg(feature = "tools")]
+pub(crate) mod manifest;
 pub(crate) mod medium;
 mod membership;
 mod ownership;
@@ -116,6 +118,9 @@ pub(crate) enum Error {
     Busy,
     /// The request does not match the tables (not owned, wrong state, unknown host).
     Invalid(&'static str),
+    /// A handoff's manifest cannot be used: absent, torn, foreign or inconsistent (peer data).
+    #[cfg(feature = "tools")]
+    Manifest(&'static str),
     /// The lock was not acquired within the bound.
     TimedOut,
     /// A host that stopped renewing its lease holds the portal lock, or is choosing a ticket:
@@ -143,6 +148,8 @@ impl Error {
             Error::Full(what) => what,
             Error::Busy => "another host is formatting the portal",
             Error::Invalid(why) => why,
+            #[cfg(feature = "tools")]
+            Error::Manifest(why) => why,
             Error::TimedOut => "timed out waiting for the portal lock",
             Error::Suspect => {
                 "a host that stopped renewing its lease holds the portal lock: fence it first"
