@@ -164,6 +164,10 @@ style() {
 			die "rustfmtcheck: the project's Rust code is not rustfmt-clean"
 		fi
 	fi
+	step "docs: every reStructuredText file of ours parses without a warning"
+	# Debian's python3-docutils (scripts/setup-host.sh), hence /usr/bin/python3.
+	(cd "$REPO" && git ls-files 'Documentation/*.rst' | xargs -r /usr/bin/python3 scripts/rstcheck.py) ||
+		die "docs: an rst file does not parse cleanly"
 	step "kernel style: CLIPPY=1 build of drivers/cxl_switched"
 	# A separate object directory: clippy changes the Rust objects' command
 	# lines, which would make the next normal build redo all of rust/.

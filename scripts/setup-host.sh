@@ -11,7 +11,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-stamp="$CACHE/setup-host.v5.stamp"
+stamp="$CACHE/setup-host.v6.stamp"
 if [[ -f "$stamp" && -z "${FORCE_SETUP:-}" ]] && command -v qemu-system-x86_64 >/dev/null &&
    command -v bindgen >/dev/null; then
 	step "host setup: already done ($stamp)"
@@ -46,7 +46,7 @@ pkgs=(
 	# guest userland
 	busybox-static numactl ndctl daxctl
 	# tests and tools
-	spin graphviz jq python3-venv
+	spin graphviz jq python3-venv python3-docutils
 )
 step "apt: installing ${#pkgs[@]} packages"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
