@@ -116,7 +116,8 @@ mod layout {
 #[kernel::macros::kunit_tests(cxl_switched_abi)]
 mod abi {
     use crate::handoff::abi::{
-        boot_state, BootState, Geometry, HeaderError, Superblock, Timing, EMPTY_BYTES, SB_READY,
+        boot_state, BootState, Geometry, HeaderError, Superblock, Timing, EMPTY_BYTES, MINOR,
+        SB_READY,
     };
 
     use kernel::prelude::*;
@@ -182,14 +183,20 @@ mod abi {
         newer.major = 3;
         assert_eq!(
             boot_state(&page_with(&newer.encode())?, &GEO),
-            BootState::Refused(HeaderError::Newer { major: 3, minor: 0 })
+            BootState::Refused(HeaderError::Newer {
+                major: 3,
+                minor: MINOR
+            })
         );
         // Version 1 hosts reclaim without fencing: not a portal to share with them.
         let mut older = ready([1; 16]);
         older.major = 1;
         assert_eq!(
             boot_state(&page_with(&older.encode())?, &GEO),
-            BootState::Refused(HeaderError::Older { major: 1, minor: 0 })
+            BootState::Refused(HeaderError::Older {
+                major: 1,
+                minor: MINOR
+            })
         );
         let other = Geometry {
             block_count: 8,
