@@ -13,6 +13,7 @@
 mod classify;
 mod coherency;
 mod debugfs;
+mod device;
 mod errno;
 mod handoff;
 #[cfg(CONFIG_CXL_SWITCHED_KUNIT_TEST)]
@@ -22,6 +23,7 @@ mod membership;
 mod portal;
 mod sysfs;
 mod text;
+mod uapi;
 
 use kernel::{
     dax::{self, DevDax, Kind},
@@ -123,7 +125,9 @@ impl dax::Driver for PortalDriver {
 }
 
 struct CxlSwitched {
-    // Dropped first: unbinding every portal removes its debugfs directory from the root's.
+    // Dropped first: no request reaches a portal while it unbinds.
+    _device: Pin<KBox<device::HandoffDevice>>,
+    // Then: unbinding every portal removes its debugfs directory from the root's.
     _driver: Pin<KBox<dax::Registration<PortalDriver>>>,
     _debugfs: debugfs::Root,
 }
@@ -148,8 +152,14 @@ impl kernel::Module for CxlSwitched {
         }
         // SAFETY: Called once, here, before the driver can bind a portal.
         let debugfs = unsafe { debugfs::Root::new() };
+        // SAFETY: Called once, here, before the driver or the device exist.
+        unsafe { device::init_registry() };
         let driver = KBox::pin_init(dax::Registration::new(c"cxl_switched", module), GFP_KERNEL)
             .inspect_err(|e| pr_err!("registering the dax driver failed ({e:?}); not loaded\n"))?;
+        let handoff_device =
+            KBox::pin_init(device::HandoffDevice::new(), GFP_KERNEL).inspect_err(|e| {
+                pr_err!("registering /dev/cxl_switched failed ({e:?}); not loaded\n")
+            })?;
         pr_info!(
             "loaded (switched={}, host_index={}); portal header reserves {} memory block(s)\n",
             switched,
@@ -157,6 +167,7 @@ impl kernel::Module for CxlSwitched {
             HEADER_BLOCKS
         );
         Ok(Self {
+            _device: handoff_device,
             _driver: driver,
             _debugfs: debugfs,
         })

@@ -9,6 +9,7 @@
 //! of blocks that cannot be offlined, and leaving. A host that finds itself fenced or expired
 //! stops using the portal: it stops heartbeating and offlines what it can.
 
+mod exports;
 mod views;
 
 use kernel::{
@@ -76,6 +77,8 @@ struct State {
     /// Per host slot, the host this one last logged as a suspect (all zero: a slot that reads
     /// invalid).
     suspected: [Option<[u8; 16]>; u32_as_usize(MAX_HOST_SLOTS)],
+    /// The pages this host holds for the handoffs it offered.
+    exports: KVec<exports::Exported>,
 }
 
 /// What [`Membership::leave`] could not undo: blocks whose memory stays online.
@@ -158,6 +161,7 @@ impl Membership {
                     leaving: false,
                     stopped: None,
                     suspected: [None; u32_as_usize(MAX_HOST_SLOTS)],
+                    exports: KVec::new(),
                 }),
                 work <- new_delayed_work!("cxl_switched::heartbeat"),
                 idle <- Completion::new(),
@@ -383,6 +387,8 @@ impl Membership {
         let mut blocks = {
             let mut st = self.state.lock();
             st.leaving = true;
+            // Pinned pages would keep their blocks online; leaving ends their handoffs anyway.
+            st.exports.clear();
             core::mem::take(&mut st.blocks)
         };
         let (stuck, n, err) = self.offline(&mut blocks);
@@ -454,6 +460,9 @@ impl Membership {
                         Err(e) => pr_err!("{}: reclaimed blocks not onlined ({:?})\n", region, e),
                     }
                 }
+                if !st.exports.is_empty() {
+                    Self::drop_ended(st, &m, region);
+                }
                 Some(period)
             }
             Err(e) if e.is_fatal() => {
@@ -462,6 +471,8 @@ impl Membership {
                     region,
                     e
                 );
+                // Its handoffs end with it: their pinned pages would keep blocks online.
+                st.exports.clear();
                 let (_, stuck, _) = self.offline(&mut st.blocks);
                 if stuck != 0 {
                     pr_err!(

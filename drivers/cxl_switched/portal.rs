@@ -285,6 +285,14 @@ impl Portal {
         let membership = Membership::join(dev, region.name, header, layout.clone(), group, &join)?;
         let online_us = started.elapsed().as_micros_ceil();
         Membership::start(&membership);
+        if let Err(e) = crate::device::register(nid, &membership) {
+            dev_warn!(
+                dev,
+                "{}: not reachable through /dev/cxl_switched ({:?})\n",
+                name,
+                e
+            );
+        }
         let tables = Tables::new(dev.name(), &membership)
             .inspect_err(|e| dev_warn!(dev, "{}: no debugfs tables ({:?})\n", name, e))
             .ok();
@@ -339,6 +347,7 @@ impl Portal {
         let mut this = Pin::into_inner(data);
         // The tables read the header: they go first.
         this.tables = None;
+        crate::device::unregister(this.nid);
         let (name, nid) = (this.region.name, this.nid);
         match this.membership.leave(dev) {
             Ok(()) => dev_info!(dev, "{}: node {} removed\n", name.as_str(), nid),

@@ -72,7 +72,6 @@ impl ManifestRef {
     };
 
     /// Whether the handoff has a manifest.
-    #[cfg(feature = "tools")]
     pub(crate) fn is_some(&self) -> bool {
         self.offset != 0
     }

@@ -19,7 +19,6 @@
 
 mod entries;
 pub(crate) mod handoff;
-#[cfg(feature = "tools")]
 pub(crate) mod manifest;
 mod slot;
 mod superblock;

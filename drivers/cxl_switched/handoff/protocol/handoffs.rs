@@ -10,6 +10,7 @@ use super::tx::{handoff_tag, in_extents};
 use super::{Error, Host, Medium, Op};
 
 impl Host {
+    #[cfg(feature = "tools")]
     /// Offers `extents` of owned blocks to the host in slot `target`. Returns the handoff
     /// record's index and the handoff's id. The blocks stay this host's until accepted.
     ///
@@ -159,6 +160,7 @@ impl Host {
         })
     }
 
+    #[cfg(feature = "tools")]
     /// Accepts handoff `index` (id `id`) offered to this host: its blocks become this host's.
     ///
     /// # Errors
@@ -173,6 +175,7 @@ impl Host {
         })
     }
 
+    #[cfg(feature = "tools")]
     /// Releases accepted handoff `index`: the source let go of its pages; the handoff ends.
     ///
     /// # Errors
@@ -204,6 +207,7 @@ impl Host {
         })
     }
 
+    #[cfg(feature = "tools")]
     /// Runs `f` holding the portal lock, and nothing else: for tests that check mutual
     /// exclusion and for lock latency benchmarks.
     pub(crate) fn locked<M: Medium, T>(

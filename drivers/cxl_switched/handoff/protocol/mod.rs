@@ -34,11 +34,9 @@
 pub(crate) mod boot;
 // The handoff steps have no caller in the kernel until its migration interface: only the tools
 // build them.
-#[cfg(feature = "tools")]
 mod handoffs;
 mod host;
 mod lock;
-#[cfg(feature = "tools")]
 pub(crate) mod manifest;
 pub(crate) mod medium;
 mod membership;
