@@ -7,3 +7,4 @@ pub mod inventory;
 pub mod pagetypeinfo;
 pub mod route;
 pub mod synth;
+pub mod uapi;

@@ -8,6 +8,7 @@
 mod dot;
 mod fence;
 mod gen;
+mod handoff;
 mod list;
 mod local;
 mod portal;
@@ -36,7 +37,8 @@ pub(crate) use portalctl::{analysis, fabric, inventory, pagetypeinfo, route, syn
     about,
     long_about,
     after_help = "\
-Exit status: 0 success, 1 failure (the message names the file or device), \
+Exit status: 0 success, 1 failure (the message names the file or device, \
+and for a /dev/cxl_switched request the request and its errno), \
 2 usage error, 3 no route between the requested hosts."
 )]
 struct Cli {
@@ -69,6 +71,17 @@ enum Command {
     /// bound portal's suspects and confirm one fenced (`suspects`,
     /// `fence-confirm`).
     Portal(portal::PortalArgs),
+    /// Hand a paused process's memory on a portal to another host through
+    /// /dev/cxl_switched (`export`, `cancel`) and list the handoffs in
+    /// flight (`list`).
+    ///
+    /// Root only (the device is mode 0600). `export`
+    /// pins the process's pages on the portal's node until the handoff ends,
+    /// writes their list (the manifest) into the blocks it offers and offers
+    /// them to the target host; `cancel` withdraws an offer and unpins them.
+    /// A request the kernel refuses is exit status 1, with the device, the
+    /// request and its errno; the kernel log says why.
+    Handoff(handoff::HandoffArgs),
 }
 
 /// How a successful command ended.
@@ -95,6 +108,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => gen::run_generate(a).map(|()| Outcome::Done),
         Command::Bench(a) => gen::run_bench(a, cli.json).map(|()| Outcome::Done),
         Command::Portal(a) => portal::run(a, cli.json),
+        Command::Handoff(a) => handoff::run(a, cli.json).map(|()| Outcome::Done),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -487,3 +487,173 @@ fn fence_confirm_refuses_another_host_or_a_live_slot() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("dax9.9/cxl_switched/suspects"));
 }
+
+// ---- portalctl handoff list|export|cancel ----
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn handoff_without_the_device_says_the_module_is_not_loaded() {
+    let out = portalctl(&["handoff", "list", "--device", "/nonexistent/cxl_switched"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("portalctl: /nonexistent/cxl_switched: OPEN: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("the cxl_switched module is not loaded or the device node is missing"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// /dev/null takes no ioctl: each request reaches the kernel and its errno
+/// comes back, named with the device and the request.
+#[test]
+fn handoff_requests_the_kernel_refuses_are_exit_status_1() {
+    let out = portalctl(&["handoff", "list", "--json", "--device", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("portalctl: /dev/null: LIST: Inappropriate ioctl for device (os error 25)"),
+        "{err}"
+    );
+
+    let out = portalctl(&[
+        "handoff",
+        "cancel",
+        "--node",
+        "2",
+        "--index",
+        "3",
+        "--id",
+        "0x2a",
+        "--device",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/dev/null: CANCEL: "),
+        "{}",
+        stderr(&out)
+    );
+
+    // The ranges by default from /proc/PID/maps (of this test, which has some).
+    let me = std::process::id().to_string();
+    let out = portalctl(&[
+        "handoff",
+        "export",
+        "--pid",
+        &me,
+        "--node",
+        "2",
+        "--to",
+        "1",
+        "--device",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/dev/null: EXPORT: "),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = portalctl(&[
+        "handoff",
+        "export",
+        "--pid",
+        "1",
+        "--node",
+        "2",
+        "--to",
+        "1",
+        "--range",
+        "0x7f0000000000:2M",
+        "--range",
+        "0x7f0000400000:4096",
+        "--device",
+        "/dev/null",
+    ]);
+    assert!(
+        stderr(&out).contains("/dev/null: EXPORT: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn handoff_export_names_what_it_cannot_read() {
+    let out = portalctl(&[
+        "handoff",
+        "export",
+        "--pid",
+        "2147483647",
+        "--node",
+        "2",
+        "--to",
+        "1",
+        "--device",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/proc/2147483647/maps"),
+        "{}",
+        stderr(&out)
+    );
+
+    let me = std::process::id().to_string();
+    let out = portalctl(&[
+        "handoff",
+        "export",
+        "--pid",
+        &me,
+        "--node",
+        "2",
+        "--to",
+        "1",
+        "--range",
+        "0:4096",
+        "--blob",
+        "/nonexistent/blob",
+        "--device",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/nonexistent/blob"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn handoff_usage_errors_are_exit_status_2() {
+    for args in [
+        &[
+            "handoff", "export", "--pid", "1", "--node", "2", "--to", "1", "--range", "0x1000",
+        ][..],
+        &[
+            "handoff", "export", "--pid", "1", "--node", "2", "--to", "1", "--range", "0:1T",
+        ],
+        &["handoff", "export", "--node", "2", "--to", "1"],
+        &[
+            "handoff", "cancel", "--node", "2", "--index", "3", "--id", "0xzz",
+        ],
+        &["handoff", "frobnicate"],
+    ] {
+        let out = portalctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let out = portalctl(&["handoff", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for c in ["list", "export", "cancel"] {
+        assert!(text.contains(c), "handoff --help lacks {c}");
+    }
+    let out = portalctl(&["--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("handoff"));
+}

@@ -1,0 +1,623 @@
+//! `portalctl handoff list|export|cancel`: handoffs of a paused process's
+//! memory through `/dev/cxl_switched` (see [`portalctl::uapi`]).
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use portalctl::uapi::{self, Device, ExportReply, ExportRequest, HandoffEntry, Range};
+
+#[derive(Args, Debug)]
+pub(crate) struct HandoffArgs {
+    #[command(subcommand)]
+    pub(crate) command: HandoffCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum HandoffCommand {
+    /// List the handoffs in flight that this host is a party to, on every
+    /// portal: offers it made or received, handoffs accepted.
+    List(ListArgs),
+    /// Offer a paused process's memory on a portal's node to another host
+    /// of that portal: its pages are pinned until the handoff ends, their
+    /// list (the manifest) is written into the blocks offered, and the
+    /// blocks are offered to the target.
+    Export(ExportArgs),
+    /// Cancel an offer this host made or received; a source's pages are
+    /// unpinned.
+    Cancel(CancelArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DeviceArg {
+    /// The handoff device.
+    #[arg(long, value_name = "PATH", default_value = uapi::DEVICE)]
+    pub(crate) device: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// The process. Stop it first (a paused VM, SIGSTOP): what it writes
+    /// after the export is not what the target gets.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) pid: i32,
+
+    /// The portal's NUMA node (`portalctl list --portals`). Every page
+    /// exported must be present and on it (migratepages moves them there).
+    #[arg(long, value_name = "NID", allow_negative_numbers = true)]
+    pub(crate) node: i32,
+
+    /// The target host's slot in the portal (the driver's debugfs
+    /// `members`).
+    #[arg(long, value_name = "SLOT")]
+    pub(crate) to: u32,
+
+    /// A range START:LEN of the process's addresses, in hex (0x...) or
+    /// decimal; LEN may end in K, M or G. Repeat it for more (at most 64,
+    /// ascending, not overlapping). Default: every private anonymous
+    /// writable mapping of /proc/PID/maps ("rw-p" without a path, and
+    /// [heap]; not [stack]).
+    #[arg(long = "range", value_name = "START:LEN", value_parser = parse_range)]
+    pub(crate) ranges: Vec<Range>,
+
+    /// A file whose bytes (at most 64 KiB) travel beside the pages, such as
+    /// a VMM's device state.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) blob: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CancelArgs {
+    /// The portal's NUMA node.
+    #[arg(long, value_name = "NID", allow_negative_numbers = true)]
+    pub(crate) node: i32,
+
+    /// The handoff's record index (`handoff list`).
+    #[arg(long)]
+    pub(crate) index: u32,
+
+    /// The handoff's id (`handoff list`), in hex (0x...) or decimal.
+    #[arg(long, value_parser = parse_u64)]
+    pub(crate) id: u64,
+
+    #[command(flatten)]
+    pub(crate) device: DeviceArg,
+}
+
+/// A number in hex (with 0x) or decimal.
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("'{s}': {e}"))
+}
+
+/// A length: a number, optionally followed by K, M or G (KiB, MiB, GiB).
+fn parse_len(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    let n = parse_u64(num)?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' does not fit in 64 bits"))
+}
+
+/// START:LEN.
+fn parse_range(s: &str) -> Result<Range, String> {
+    let (start, len) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}': expected START:LEN"))?;
+    Ok(Range {
+        start: parse_u64(start)?,
+        len: parse_len(len)?,
+    })
+}
+
+/// The ranges an export takes by default from the text of /proc/PID/maps:
+/// private writable mappings without a path ("rw-p", anonymous), and
+/// [heap]; not [stack], [vvar], [vdso] or any other named mapping. Adjacent
+/// ones are merged.
+fn anonymous_ranges(maps: &str) -> Result<Vec<Range>, String> {
+    let mut out: Vec<Range> = Vec::new();
+    for (n, line) in maps.lines().enumerate() {
+        // "start-end perms offset dev inode [path]"; a path may hold spaces.
+        let mut w = line.split_whitespace();
+        let (Some(span), Some(perms)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let name = w.nth(3).unwrap_or("");
+        if perms != "rw-p" || !(name.is_empty() || name == "[heap]") {
+            continue;
+        }
+        let bad = || format!("line {}: unexpected '{line}'", n + 1);
+        let (a, b) = span.split_once('-').ok_or_else(bad)?;
+        let a = u64::from_str_radix(a, 16).map_err(|_| bad())?;
+        let b = u64::from_str_radix(b, 16).map_err(|_| bad())?;
+        if b <= a {
+            return Err(bad());
+        }
+        match out.last_mut() {
+            Some(last) if last.start.checked_add(last.len) == Some(a) => last.len += b - a,
+            _ => out.push(Range {
+                start: a,
+                len: b - a,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The default ranges of `pid`, read from /proc/PID/maps.
+fn ranges_of(pid: i32) -> Result<Vec<Range>> {
+    let path = format!("/proc/{pid}/maps");
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("reading {path} (is {pid} a running process?)"))?;
+    let ranges = anonymous_ranges(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    if ranges.is_empty() {
+        bail!("{path}: no private anonymous writable mapping to export");
+    }
+    let max = usize::try_from(uapi::MAX_RANGES)?;
+    if ranges.len() > max {
+        bail!(
+            "{path}: {} private anonymous writable mappings, more than the {max} an export \
+             takes: name the ones to export with --range",
+            ranges.len()
+        );
+    }
+    Ok(ranges)
+}
+
+/// One handoff, as `list` prints it.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct Row {
+    nid: i32,
+    index: u32,
+    /// Hex, as the kernel's log and `portal show` print it.
+    id: String,
+    state: String,
+    role: String,
+    /// The other party's host slot.
+    peer: u32,
+    blocks: u32,
+    pages: u64,
+    blob_bytes: u32,
+    pid: i32,
+    pinned: u64,
+}
+
+fn state_name(state: u32) -> String {
+    match state {
+        uapi::OFFERED => "offered".into(),
+        uapi::ACCEPTED => "accepted".into(),
+        s => format!("state-{s}"),
+    }
+}
+
+fn role_name(role: u32) -> String {
+    match role {
+        uapi::SOURCE => "source".into(),
+        uapi::TARGET => "target".into(),
+        r => format!("role-{r}"),
+    }
+}
+
+fn row(h: &HandoffEntry) -> Row {
+    Row {
+        nid: h.nid,
+        index: h.index,
+        id: format!("{:#x}", h.id),
+        state: state_name(h.state),
+        role: role_name(h.role),
+        peer: h.peer,
+        blocks: h.blocks,
+        pages: h.pages,
+        blob_bytes: h.blob_bytes,
+        pid: h.pid,
+        pinned: h.pinned,
+    }
+}
+
+/// The human table of `list`.
+fn table(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:>4} {:>5} {:>18}  {:<8} {:<6} {:>4} {:>6} {:>8} {:>10} {:>7} {:>8}\n",
+        "NID",
+        "INDEX",
+        "ID",
+        "STATE",
+        "ROLE",
+        "PEER",
+        "BLOCKS",
+        "PAGES",
+        "BLOB-BYTES",
+        "PID",
+        "PINNED"
+    );
+    for r in rows {
+        // pid and pinned mean something only for a source.
+        let (pid, pinned) = if r.role == "source" {
+            (r.pid.to_string(), r.pinned.to_string())
+        } else {
+            ("-".into(), "-".into())
+        };
+        s += &format!(
+            "{:>4} {:>5} {:>18}  {:<8} {:<6} {:>4} {:>6} {:>8} {:>10} {:>7} {:>8}\n",
+            r.nid,
+            r.index,
+            r.id,
+            r.state,
+            r.role,
+            r.peer,
+            r.blocks,
+            r.pages,
+            r.blob_bytes,
+            pid,
+            pinned
+        );
+    }
+    s
+}
+
+/// What `export` prints.
+#[derive(Debug, Serialize)]
+struct Exported {
+    nid: i32,
+    index: u32,
+    id: String,
+    pid: i32,
+    target: u32,
+    ranges: usize,
+    pages: u64,
+    blob_bytes: usize,
+    /// How long the EXPORT ioctl took.
+    ioctl_us: u64,
+}
+
+fn exported(a: &ExportArgs, req: &ExportRequest, r: &ExportReply, took: Duration) -> Exported {
+    Exported {
+        nid: a.node,
+        index: r.index,
+        id: format!("{:#x}", r.id),
+        pid: a.pid,
+        target: a.to,
+        ranges: req.ranges.len(),
+        pages: r.pages,
+        blob_bytes: req.blob.len(),
+        ioctl_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+    }
+}
+
+impl Exported {
+    fn human(&self) -> String {
+        format!(
+            "exported pid {}: {} pages in {} ranges, {} blob bytes, on node {} offered to slot {} \
+             as handoff {} id {} (pinned until it ends); EXPORT took {}.{:03} ms",
+            self.pid,
+            self.pages,
+            self.ranges,
+            self.blob_bytes,
+            self.nid,
+            self.target,
+            self.index,
+            self.id,
+            self.ioctl_us / 1000,
+            self.ioctl_us % 1000
+        )
+    }
+}
+
+fn run_list(a: &ListArgs, json: bool) -> Result<()> {
+    let rows: Vec<Row> = Device::open(&a.device.device)?
+        .list()?
+        .iter()
+        .map(row)
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("no handoffs in flight that this host is a party to");
+    } else {
+        print!("{}", table(&rows));
+    }
+    Ok(())
+}
+
+fn run_export(a: &ExportArgs, json: bool) -> Result<()> {
+    let dev = Device::open(&a.device.device)?;
+    let ranges = if a.ranges.is_empty() {
+        ranges_of(a.pid)?
+    } else {
+        a.ranges.clone()
+    };
+    let blob = match &a.blob {
+        Some(p) => fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Vec::new(),
+    };
+    let req = ExportRequest {
+        pid: a.pid,
+        nid: a.node,
+        target: a.to,
+        ranges,
+        blob,
+    };
+    let t0 = Instant::now();
+    let reply = dev.export(&req)?;
+    let out = exported(a, &req, &reply, t0.elapsed());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", out.human());
+    }
+    Ok(())
+}
+
+fn run_cancel(a: &CancelArgs, json: bool) -> Result<()> {
+    Device::open(&a.device.device)?.cancel(a.node, a.index, a.id)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"nid": a.node, "index": a.index, "id": format!("{:#x}", a.id), "cancelled": true})
+        );
+    } else {
+        println!(
+            "cancelled handoff {} id {:#x} on node {}",
+            a.index, a.id, a.node
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: &HandoffArgs, json: bool) -> Result<()> {
+    match &args.command {
+        HandoffCommand::List(a) => run_list(a, json),
+        HandoffCommand::Export(a) => run_export(a, json),
+        HandoffCommand::Cancel(a) => run_cancel(a, json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_in_hex_decimal_and_with_units() {
+        assert_eq!(
+            parse_range("0x7f0000000000:16M"),
+            Ok(Range {
+                start: 0x7f00_0000_0000,
+                len: 16 << 20
+            })
+        );
+        assert_eq!(
+            parse_range("4096:4096"),
+            Ok(Range {
+                start: 4096,
+                len: 4096
+            })
+        );
+        assert_eq!(parse_range("0x1000:0x2000").map(|r| r.len), Ok(0x2000));
+        assert_eq!(parse_range("0X1000:2k").map(|r| r.len), Ok(2048));
+        assert_eq!(parse_range("0:1G").map(|r| r.len), Ok(1 << 30));
+        assert_eq!(parse_range("0:0x10K").map(|r| r.len), Ok(16 << 10));
+    }
+
+    #[test]
+    fn bad_ranges_say_what_is_wrong() {
+        assert_eq!(
+            parse_range("0x1000"),
+            Err("'0x1000': expected START:LEN".into())
+        );
+        assert!(parse_range("zz:1").is_err_and(|e| e.starts_with("'zz': ")));
+        assert!(parse_range("1:").is_err());
+        assert!(parse_range("1:K").is_err());
+        assert!(parse_range("1:-4096").is_err());
+        assert!(parse_range("1:99999999999999999999").is_err());
+        assert_eq!(
+            parse_len("17179869184G"),
+            Err("'17179869184G' does not fit in 64 bits".into())
+        );
+        assert_eq!(parse_len("17179869183G"), Ok(17179869183 << 30));
+    }
+
+    #[test]
+    fn default_ranges_are_the_private_anonymous_writable_mappings() {
+        let maps = "\
+55d0c0a00000-55d0c0a21000 r--p 00000000 fd:01 1234    /usr/bin/qemu
+55d0c0c21000-55d0c0c23000 rw-p 00021000 fd:01 1234    /usr/bin/qemu
+55d0c0c23000-55d0c0c25000 rw-p 00000000 00:00 0
+55d0c1000000-55d0c1200000 rw-p 00000000 00:00 0       [heap]
+7f0000000000-7f0040000000 rw-p 00000000 00:00 0
+7f0040000000-7f0040001000 ---p 00000000 00:00 0
+7f0040001000-7f0040801000 rw-p 00000000 00:00 0
+7f0040801000-7f0040802000 rw-s 00000000 00:05 77      /dev/shm/x y
+7f0040900000-7f0040a00000 rwxp 00000000 00:00 0
+7ffd10000000-7ffd10021000 rw-p 00000000 00:00 0       [stack]
+7ffd10100000-7ffd10104000 r--p 00000000 00:00 0       [vvar]
+7ffd10104000-7ffd10106000 r-xp 00000000 00:00 0       [vdso]
+";
+        assert_eq!(
+            anonymous_ranges(maps),
+            Ok(vec![
+                Range {
+                    start: 0x55d0_c0c2_3000,
+                    len: 0x2000
+                },
+                Range {
+                    start: 0x55d0_c100_0000,
+                    len: 0x20_0000
+                },
+                // Two mappings side by side: one range.
+                Range {
+                    start: 0x7f00_0000_0000,
+                    len: 0x4000_0000
+                },
+                Range {
+                    start: 0x7f00_4000_1000,
+                    len: 0x80_0000
+                },
+            ])
+        );
+        assert_eq!(anonymous_ranges(""), Ok(vec![]));
+        assert!(anonymous_ranges("zz-1000 rw-p 0 0:0 0\n")
+            .is_err_and(|e| e.starts_with("line 1: unexpected")));
+    }
+
+    #[test]
+    fn rows_name_states_and_roles() {
+        let h = HandoffEntry {
+            id: 0x2a,
+            index: 3,
+            state: uapi::OFFERED,
+            role: uapi::TARGET,
+            peer: 1,
+            nid: 2,
+            ..HandoffEntry::default()
+        };
+        let r = row(&h);
+        assert_eq!(
+            (r.state.as_str(), r.role.as_str(), r.id.as_str()),
+            ("offered", "target", "0x2a")
+        );
+        let r = row(&HandoffEntry {
+            state: 7,
+            role: 0,
+            ..HandoffEntry::default()
+        });
+        assert_eq!((r.state.as_str(), r.role.as_str()), ("state-7", "role-0"));
+        let r = row(&HandoffEntry {
+            state: uapi::ACCEPTED,
+            role: uapi::SOURCE,
+            ..HandoffEntry::default()
+        });
+        assert_eq!((r.state.as_str(), r.role.as_str()), ("accepted", "source"));
+    }
+
+    #[test]
+    fn the_table_has_every_column_and_blanks_what_a_target_lacks() {
+        let rows = [
+            row(&HandoffEntry {
+                id: 0xdead_beef,
+                index: 3,
+                state: uapi::OFFERED,
+                role: uapi::SOURCE,
+                peer: 1,
+                nid: 2,
+                blocks: 2,
+                pages: 4096,
+                blob_bytes: 512,
+                pid: 1234,
+                pinned: 4096,
+            }),
+            row(&HandoffEntry {
+                id: 0x7,
+                index: 0,
+                state: uapi::ACCEPTED,
+                role: uapi::TARGET,
+                peer: 0,
+                nid: 2,
+                blocks: 1,
+                pages: 8,
+                ..HandoffEntry::default()
+            }),
+        ];
+        let t = table(&rows);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines,
+            [
+                vec![
+                    "NID",
+                    "INDEX",
+                    "ID",
+                    "STATE",
+                    "ROLE",
+                    "PEER",
+                    "BLOCKS",
+                    "PAGES",
+                    "BLOB-BYTES",
+                    "PID",
+                    "PINNED"
+                ],
+                vec![
+                    "2",
+                    "3",
+                    "0xdeadbeef",
+                    "offered",
+                    "source",
+                    "1",
+                    "2",
+                    "4096",
+                    "512",
+                    "1234",
+                    "4096"
+                ],
+                vec!["2", "0", "0x7", "accepted", "target", "0", "1", "8", "0", "-", "-"],
+            ]
+        );
+        let v = serde_json::to_value(&rows[0]).expect("a row is JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "nid": 2, "index": 3, "id": "0xdeadbeef", "state": "offered", "role": "source",
+                "peer": 1, "blocks": 2, "pages": 4096, "blob_bytes": 512, "pid": 1234,
+                "pinned": 4096
+            })
+        );
+    }
+
+    #[test]
+    fn an_export_says_what_it_exported_and_how_long_it_took() {
+        let a = ExportArgs {
+            pid: 1234,
+            node: 2,
+            to: 1,
+            ranges: vec![],
+            blob: None,
+            device: DeviceArg {
+                device: uapi::DEVICE.into(),
+            },
+        };
+        let req = ExportRequest {
+            pid: 1234,
+            nid: 2,
+            target: 1,
+            ranges: vec![Range::default(); 3],
+            blob: vec![0; 100],
+        };
+        let reply = ExportReply {
+            id: 0xabc,
+            index: 5,
+            pages: 4096,
+        };
+        let e = exported(&a, &req, &reply, Duration::from_micros(12_345));
+        assert_eq!(
+            e.human(),
+            "exported pid 1234: 4096 pages in 3 ranges, 100 blob bytes, on node 2 offered to \
+             slot 1 as handoff 5 id 0xabc (pinned until it ends); EXPORT took 12.345 ms"
+        );
+        assert_eq!(
+            serde_json::to_value(&e).expect("JSON"),
+            serde_json::json!({
+                "nid": 2, "index": 5, "id": "0xabc", "pid": 1234, "target": 1, "ranges": 3,
+                "pages": 4096, "blob_bytes": 100, "ioctl_us": 12345
+            })
+        );
+    }
+}
