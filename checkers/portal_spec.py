@@ -246,6 +246,7 @@ def check(img: bytes, final: bool = False) -> dict:
         members[n] = (state, epoch)
     live = {(n, e) for n, (s, e) in members.items() if s == 1}
     handoffs = {}
+    manifests = 0
     for i in range(sb["handoff_count"]):
         rec = table(img, sb["handoffs"], KIND_HANDOFF, i, undo)
         hid, state, outcome, src, dst, se, de, nx = struct.unpack_from("<QIIHHIII", rec, 0x20)
@@ -255,6 +256,8 @@ def check(img: bytes, final: bool = False) -> dict:
         if state != 0:
             handoffs[i] = (src, se, dst, de, ext)
             errors.extend(manifest(img, sb, i, rec, ext))
+            if struct.unpack_from("<Q", rec, 0x80)[0]:
+                manifests += 1
             for who in ((src, se), (dst, de)):
                 if who not in live:
                     errors.append(f"handoff {i} in progress with slot {who[0]} epoch {who[1]}, not a live member")
@@ -283,7 +286,8 @@ def check(img: bytes, final: bool = False) -> dict:
             errors.append(f"{len(handoffs)} handoff(s) in progress at the end")
     if errors:
         raise Violation("; ".join(errors))
-    return {"live": sorted(live), "owned": sum(owned.values()), "data_blocks": data_blocks}
+    return {"live": sorted(live), "owned": sum(owned.values()), "data_blocks": data_blocks,
+            "manifests": manifests}
 
 
 U64_MAX = (1 << 64) - 1
@@ -344,7 +348,8 @@ def main(argv: list) -> int:
             print(f"portal_spec: {argv[1]}: VIOLATION: {e}")
             return 1
         print(f"portal_spec: {argv[1]}: invariants hold: live members {r['live']}, "
-              f"{r['owned']} of {r['data_blocks']} blocks owned")
+              f"{r['owned']} of {r['data_blocks']} blocks owned, "
+              f"{r['manifests']} manifest(s) of handoffs in progress checked")
         return 0
     if len(argv) == 5 and argv[0] == "image":
         open(argv[2], "wb").write(image(argv[1], int(argv[3], 0), int(argv[4], 0)))

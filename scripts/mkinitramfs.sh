@@ -31,7 +31,7 @@ done
 cp -a "$mods/lib/modules" "$root/lib/"
 
 # The project's userspace binaries (static musl), when built.
-for b in "$REPO"/tools/target/x86_64-unknown-linux-musl/release/{portalctl,cxlsw-pin,cxlsw-time,cxlsw-movepages,cxlsw-workload}; do
+for b in "$REPO"/tools/target/x86_64-unknown-linux-musl/release/{portalctl,cxlsw-pin,cxlsw-time,cxlsw-movepages,cxlsw-workload,cxlsw-ioctl-fuzz}; do
 	[[ -x "$b" ]] && install -m755 "$b" "$root/usr/bin/"
 done
 

@@ -73,6 +73,8 @@ class Boot:
     shm: Path | None = None
     # The host slot the guest announced on its fence channel.
     slot: int | None = None
+    # What the independent checker said of the portal file at a `spec_check` marker.
+    spec_checks: list[tuple[bool, str]] = field(default_factory=list)
 
     @property
     def console(self) -> Path:
@@ -258,11 +260,15 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
     The scenario `sc` may run a fence agent (`fence_agent = true`) and
     schedule faults, each when a host's KTAP output first holds its marker:
     `pause = {host, marker, seconds}` stops that QEMU over QMP for that long,
-    then continues it; `kill = {host, marker}` SIGKILLs it."""
+    then continues it; `kill = {host, marker}` SIGKILLs it; `spec_check =
+    {host, marker}` runs checkers/portal_spec.py on the portal's backing file
+    as it is at that moment, and it must pass and have checked at least one
+    handoff manifest (a test point of that host's verdict)."""
     reboot = reboot or []
     sc = sc or {}
     agent = bool(sc.get("fence_agent"))
-    faults = [dict(f, kind=k) for k in ("pause", "kill") for f in ([sc[k]] if k in sc else [])]
+    faults = [dict(f, kind=k) for k in ("pause", "kill", "spec_check")
+              for f in ([sc[k]] if k in sc else [])]
     for f in (kernel_image(), initramfs()):
         if not f.exists():
             sys.exit(f"lab: {f} is missing; run `make kernel initramfs` first")
@@ -303,6 +309,10 @@ def boot_hosts(fab: dict, scenario: str, hosts: list[str], logdir: Path,
             f["done"] = True
             if f["kind"] == "kill":
                 kill(b, "scheduled kill")
+            elif f["kind"] == "spec_check":
+                b.spec_checks.append(spec_check(shm / f"{fab['portal']['name']}.mem"))
+                print(f"    ... {scenario}: portal checked at host {b.host}'s marker: "
+                      f"{b.spec_checks[-1][1]}", flush=True)
             else:
                 qmp(b, "stop")
                 print(f"    ... {scenario}: host {b.host} paused (QMP stop) for {f['seconds']} s",
@@ -371,6 +381,17 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
 
 
+def spec_check(portal: Path) -> tuple[bool, str]:
+    """Runs the independent checker on the portal's backing file as it is
+    now; passes if it finds every invariant and checked a manifest."""
+    r = subprocess.run([sys.executable, str(REPO / "checkers" / "portal_spec.py"), "check",
+                        str(portal)], capture_output=True, text=True, timeout=120)
+    out = (r.stdout + r.stderr).strip().splitlines()[-1:] or ["no output"]
+    m = re.search(r"(\d+) manifest", out[0])
+    ok = r.returncode == 0 and m is not None and int(m.group(1)) >= 1
+    return ok, out[0]
+
+
 def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Verdict]:
     """Turn one boot's logs into verdicts: the scenario and its KUnit suites."""
     console = boot.read(boot.console)
@@ -391,6 +412,12 @@ def judge(boot: Boot, kunit_expected: list[str], expect_splat: bool) -> list[Ver
             v.problems.append("negative control: a WARN was provoked but the scanner saw no splat")
     elif splats:
         v.problems.extend(f"console: {s}" for s in splats[:5])
+
+    for ok, what in boot.spec_checks:
+        if ok:
+            v.passed += 1
+        else:
+            v.problems.append(f"independent checker at the marker: {what}")
 
     scen = ktap.parse(output)
     if not scen.suites:
