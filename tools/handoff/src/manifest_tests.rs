@@ -213,6 +213,18 @@ fn header(c: &Chunk) -> ChunkHeader {
     c.check().unwrap().0
 }
 
+/// Rewrites chunk `c`'s header as `edit` makes it, keeping as many of its entries as fit.
+fn rehead(c: &mut Chunk, edit: impl FnOnce(ChunkHeader) -> ChunkHeader) {
+    let h = header(c);
+    let new = edit(h);
+    let mut copy = Box::new(Chunk::ZERO);
+    copy.start(&new);
+    for i in 0..new.used.min(h.used) as usize {
+        copy.put_entry(i, &c.entry(i).0);
+    }
+    c.0 = copy.0;
+}
+
 #[test]
 fn sealed_chunks_that_lie_are_refused_for_what_they_say() {
     // Each lie is well sealed: only the checks of what it says catch it.
@@ -270,38 +282,16 @@ fn sealed_chunks_that_lie_are_refused_for_what_they_say() {
         );
     });
     assert!(overflow.contains("overflow"), "{overflow}");
-    let foreign = lie(|c| {
-        let h = header(c);
-        let mut copy = Box::new(Chunk::ZERO);
-        copy.start(&ChunkHeader { tag: 0xbad, ..h });
-        for i in 0..h.used as usize {
-            copy.put_entry(i, &c.entry(i).0);
-        }
-        c.0 = copy.0;
-    });
+    let foreign = lie(|c| rehead(c, |h| ChunkHeader { tag: 0xbad, ..h }));
     assert!(foreign.contains("another manifest"), "{foreign}");
-    let looped = lie(|c| {
-        let h = header(c);
-        let mut copy = Box::new(Chunk::ZERO);
-        copy.start(&ChunkHeader { next: page(0), ..h });
-        for i in 0..h.used as usize {
-            copy.put_entry(i, &c.entry(i).0);
-        }
-        c.0 = copy.0;
-    });
+    let looped = lie(|c| rehead(c, |h| ChunkHeader { next: page(0), ..h }));
     // The manifest has 2 chunks: chunk 1 must end the chain.
     assert!(looped.contains("chain"), "{looped}");
     let totals = lie(|c| {
-        let h = header(c);
-        let mut copy = Box::new(Chunk::ZERO);
-        copy.start(&ChunkHeader {
+        rehead(c, |h| ChunkHeader {
             used: h.used - 1,
             ..h
-        });
-        for i in 0..h.used as usize - 1 {
-            copy.put_entry(i, &c.entry(i).0);
-        }
-        c.0 = copy.0;
+        })
     });
     assert!(totals.contains("totals"), "{totals}");
     let kind = lie(|c| {
@@ -330,13 +320,7 @@ fn a_chunk_from_an_earlier_manifest_is_refused() {
     let mut r = write_manifest(&mx, 0x5eee, &at, &entries, &[], &mut buf).unwrap();
     r.chunks = 2;
     reseal(&mut mem.bytes_mut(), 0, |c| {
-        let h = header(c);
-        let mut copy = Box::new(Chunk::ZERO);
-        copy.start(&ChunkHeader { next: page(1), ..h });
-        for i in 0..h.used as usize {
-            copy.put_entry(i, &c.entry(i).0);
-        }
-        c.0 = copy.0;
+        rehead(c, |h| ChunkHeader { next: page(1), ..h })
     });
     let (index, _) = x.offer_manifest(&mx, y.slot(), &[OFFERED], r).unwrap();
     let sb = *y.superblock();
