@@ -253,6 +253,9 @@ def check(img: bytes, final: bool = False) -> dict:
         ext = [struct.unpack_from("<II", rec, 0x40 + k * 8) for k in range(min(nx, 8))]
         if nx > 8 or state > 2 or outcome > 2:
             errors.append(f"handoff {i}: bad record")
+        # Target flags (minor 2): bit 0, pulled, only while accepted.
+        if struct.unpack_from("<I", rec, 0xa4)[0] & 1 and state != 2:
+            errors.append(f"handoff {i}: pulled but not accepted (state {state})")
         if state != 0:
             handoffs[i] = (src, se, dst, de, ext)
             errors.extend(manifest(img, sb, i, rec, ext))

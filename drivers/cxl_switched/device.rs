@@ -8,6 +8,7 @@
 
 use kernel::{
     fs::File,
+    gup,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
     sync::Arc,
@@ -16,7 +17,7 @@ use kernel::{
 
 use crate::{
     membership::Membership,
-    uapi::{self, Export, HandoffEntry, List, Ref, Version},
+    uapi::{self, Accept, Export, HandoffEntry, List, Map, Pull, Ref, Version},
 };
 
 kernel::sync::global_lock! {
@@ -97,6 +98,10 @@ impl MiscDevice for Handoffs {
             uapi::IOC_LIST => list(arg),
             uapi::IOC_EXPORT => export(arg),
             uapi::IOC_CANCEL => cancel(arg),
+            uapi::IOC_ACCEPT => accept(arg),
+            uapi::IOC_MAP => map(arg),
+            uapi::IOC_PULL => pull(arg),
+            uapi::IOC_RELEASE => release(arg),
             _ => Err(ENOTTY),
         }?;
         Ok(0)
@@ -168,4 +173,94 @@ fn cancel(arg: usize) -> Result {
         return Err(EINVAL);
     }
     find("CANCEL", r.nid)?.cancel(r.index, r.id)
+}
+
+fn accept(arg: usize) -> Result {
+    let mut a: Accept = uapi::read_request("ACCEPT", arg)?;
+    if a.reserved != 0 || a.pages != 0 {
+        pr_warn!("/dev/cxl_switched: ACCEPT: reserved or output fields are not zero\n");
+        return Err(EINVAL);
+    }
+    if a.nr_ranges > uapi::MAX_ACCEPT_RANGES || a.blob_len > uapi::MAX_BLOB {
+        pr_warn!("/dev/cxl_switched: ACCEPT: room for more than 65536 ranges or blob bytes\n");
+        return Err(E2BIG);
+    }
+    let x = find("ACCEPT", a.nid)?.accept(a.index, a.id)?;
+    // The ranges and the blob, as much as there is room for.
+    let n = x.ranges().len().min(usize::try_from(a.nr_ranges)?);
+    if n != 0 {
+        let bytes = n.checked_mul(size_of::<uapi::VRange>()).ok_or(EINVAL)?;
+        let mut w = UserSlice::new(UserPtr::from_addr(usize::try_from(a.ranges)?), bytes).writer();
+        for r in x.ranges().iter().take(n) {
+            w.write(r)?;
+        }
+    }
+    let b = x.blob().len().min(usize::try_from(a.blob_len)?);
+    if b != 0 {
+        UserSlice::new(UserPtr::from_addr(usize::try_from(a.blob)?), b)
+            .writer()
+            .write_slice(x.blob().get(..b).ok_or(EINVAL)?)?;
+    }
+    a.nr_ranges = u32::try_from(x.ranges().len())?;
+    a.blob_len = u32::try_from(x.blob().len())?;
+    a.pages = x.pages();
+    uapi::write_reply(arg, &a)
+}
+
+fn map(arg: usize) -> Result {
+    let mut r: Map = uapi::read_request("MAP", arg)?;
+    if r.flags != 0 || r.reserved != 0 || r.pages != 0 {
+        pr_warn!("/dev/cxl_switched: MAP: flags, reserved or output fields are not zero\n");
+        return Err(EINVAL);
+    }
+    if r.pid <= 0 {
+        pr_warn!("/dev/cxl_switched: MAP: pid is not a process id\n");
+        return Err(EINVAL);
+    }
+    let portal = find("MAP", r.nid)?;
+    let mm = gup::mm_of_pid(r.pid).inspect_err(|_| {
+        pr_warn!(
+            "/dev/cxl_switched: MAP: pid {}: no such process, or not ours to attach to\n",
+            r.pid
+        );
+    })?;
+    r.pages = portal.map(r.nid, r.index, r.id, &mm, r.pid)?;
+    uapi::write_reply(arg, &r)
+}
+
+fn pull(arg: usize) -> Result {
+    let mut p: Pull = uapi::read_request("PULL", arg)?;
+    if p.reserved != 0 || p.pulled != 0 || p.left != 0 {
+        pr_warn!("/dev/cxl_switched: PULL: reserved or output fields are not zero\n");
+        return Err(EINVAL);
+    }
+    if p.max_pages == 0 || p.max_pages > uapi::MAX_PULL_PAGES {
+        pr_warn!(
+            "/dev/cxl_switched: PULL: {} pages is not 1..=1048576\n",
+            p.max_pages
+        );
+        return Err(EINVAL);
+    }
+    // The pages go to this host's own memory: a node with memory that is no portal.
+    let portal_node = PORTALS.lock().iter().any(|(n, _)| *n == p.node);
+    if portal_node || !kernel::node::has_memory(p.node) {
+        pr_warn!(
+            "/dev/cxl_switched: PULL: node {} is a portal or has no memory\n",
+            p.node
+        );
+        return Err(EINVAL);
+    }
+    let (pulled, left) = find("PULL", p.nid)?.pull(p.index, p.id, p.node, p.max_pages)?;
+    p.pulled = pulled;
+    p.left = left;
+    uapi::write_reply(arg, &p)
+}
+
+fn release(arg: usize) -> Result {
+    let r: Ref = uapi::read_request("RELEASE", arg)?;
+    if r.reserved != 0 {
+        pr_warn!("/dev/cxl_switched: RELEASE: reserved field is not zero\n");
+        return Err(EINVAL);
+    }
+    find("RELEASE", r.nid)?.release(r.index, r.id)
 }

@@ -15,6 +15,7 @@
 //! | `Busy`                         | `EBUSY`           | another host is formatting       |
 //! | `Suspect`                      | `EAGAIN`          | a suspect holds the lock         |
 //! | `Invalid`                      | `EINVAL`          | a request the tables refuse      |
+//! | `Manifest`                     | `EBADMSG`         | a peer's page list is unusable   |
 //! | `TimedOut`, `Unformatted`      | `ETIMEDOUT`       | a bounded wait ended             |
 
 use kernel::{
@@ -39,6 +40,7 @@ impl From<ProtocolError> for Error {
             ProtocolError::Busy => EBUSY,
             ProtocolError::Suspect => EAGAIN,
             ProtocolError::Invalid(_) => EINVAL,
+            ProtocolError::Manifest(_) => EBADMSG,
             ProtocolError::TimedOut | ProtocolError::Unformatted => ETIMEDOUT,
         }
     }

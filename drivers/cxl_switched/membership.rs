@@ -10,6 +10,7 @@
 //! stops using the portal: it stops heartbeating and offlines what it can.
 
 mod exports;
+mod imports;
 mod views;
 
 use kernel::{
@@ -79,6 +80,8 @@ struct State {
     suspected: [Option<[u8; 16]>; u32_as_usize(MAX_HOST_SLOTS)],
     /// The pages this host holds for the handoffs it offered.
     exports: KVec<exports::Exported>,
+    /// The handoffs this host accepted, until they end and their pages are pulled.
+    imports: KVec<Arc<imports::Imported>>,
 }
 
 /// What [`Membership::leave`] could not undo: blocks whose memory stays online.
@@ -162,6 +165,7 @@ impl Membership {
                     stopped: None,
                     suspected: [None; u32_as_usize(MAX_HOST_SLOTS)],
                     exports: KVec::new(),
+                    imports: KVec::new(),
                 }),
                 work <- new_delayed_work!("cxl_switched::heartbeat"),
                 idle <- Completion::new(),
@@ -252,7 +256,9 @@ impl Membership {
                 .ok()
                 .and_then(|i| st.blocks.get(i))
                 .is_some_and(|x| x.is_none());
-            if !lent && missing {
+            // A block whose pages an import still maps is not this host's to online yet.
+            let imported = st.imports.iter().any(|x| x.holds(b));
+            if !lent && missing && !imported {
                 if let Err(e) = want.push(b, GFP_KERNEL) {
                     err = Some(e);
                 }
@@ -316,6 +322,41 @@ impl Membership {
         Ok(onlined)
     }
 
+    /// Offlines and removes one block, then writes its lines back. On error: the block's
+    /// memory if it stays online, and the error; each with one log line.
+    fn offline_one(
+        &self,
+        mem: DriverManagedMemory,
+    ) -> core::result::Result<(), (Option<DriverManagedMemory>, Error)> {
+        let block = mem.start()..mem.start().saturating_add(mem.size());
+        match mem.remove() {
+            // Coherency: the block leaves this host; its lines go back first. A block whose
+            // lines could not be written back is kept (quarantined).
+            Ok(()) => self
+                .passes
+                .lock()
+                .run(&block, Pass::WriteBack)
+                .map_err(|e| {
+                    pr_err!(
+                        "{}: block at {:#x} not written back ({:?}); kept\n",
+                        self.region.as_str(),
+                        block.start,
+                        e
+                    );
+                    (None, e)
+                }),
+            Err((mem, e)) => {
+                pr_err!(
+                    "{}: block at {:#x} not offlined ({:?}); it stays online\n",
+                    self.region.as_str(),
+                    mem.start(),
+                    e
+                );
+                Err((Some(mem), e))
+            }
+        }
+    }
+
     /// Offlines and removes every onlined block of `blocks`. Returns the blocks that could not
     /// be removed (their memory stays online, leaked) as a bitmap over block indexes, how many,
     /// and the first error.
@@ -327,38 +368,14 @@ impl Membership {
         let mut n = 0;
         let mut first = None;
         for slot in blocks.iter_mut() {
-            let bad = match slot.take() {
-                None => false,
-                Some(mem) => {
-                    let block = mem.start()..mem.start().saturating_add(mem.size());
-                    match mem.remove() {
-                        // Coherency: the block leaves this host; its lines go back first. A
-                        // block whose lines could not be written back is kept (quarantined).
-                        Ok(()) => match self.passes.lock().run(&block, Pass::WriteBack) {
-                            Ok(()) => false,
-                            Err(e) => {
-                                first.get_or_insert(e);
-                                pr_err!(
-                                    "{}: block at {:#x} not written back ({:?}); kept\n",
-                                    self.region.as_str(),
-                                    block.start,
-                                    e
-                                );
-                                true
-                            }
-                        },
-                        Err((mem, e)) => {
-                            first.get_or_insert(e);
-                            pr_err!(
-                                "{}: block at {:#x} not offlined ({:?}); it stays online\n",
-                                self.region.as_str(),
-                                mem.start(),
-                                e
-                            );
-                            mem.leak();
-                            true
-                        }
+            let bad = match slot.take().map(|mem| self.offline_one(mem)) {
+                None | Some(Ok(())) => false,
+                Some(Err((mem, e))) => {
+                    first.get_or_insert(e);
+                    if let Some(mem) = mem {
+                        mem.leak();
                     }
+                    true
                 }
             };
             n += u64::from(bad);
@@ -385,6 +402,8 @@ impl Membership {
         let region = self.region.as_str();
         // The blocks leave the state, so that the lock is not held while they go offline.
         let mut blocks = {
+            // Pages mapped from the portal into processes come into this host's memory first.
+            self.pull_all();
             let mut st = self.state.lock();
             st.leaving = true;
             // Pinned pages would keep their blocks online; leaving ends their handoffs anyway.
@@ -460,8 +479,18 @@ impl Membership {
                         Err(e) => pr_err!("{}: reclaimed blocks not onlined ({:?})\n", region, e),
                     }
                 }
-                if !st.exports.is_empty() {
+                if !st.exports.is_empty() || !st.imports.is_empty() {
+                    let imports = st.imports.len();
                     Self::drop_ended(st, &m, region);
+                    // An import that ended leaves its blocks to this host (released to it).
+                    if st.imports.len() < imports {
+                        match self.online_owned(st) {
+                            Ok(k) => pr_info!("{}: onlined {} block(s) handed over\n", region, k),
+                            Err(e) => {
+                                pr_err!("{}: blocks handed over not onlined ({:?})\n", region, e)
+                            }
+                        }
+                    }
                 }
                 Some(period)
             }

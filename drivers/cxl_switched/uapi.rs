@@ -92,6 +92,51 @@ pub(crate) struct Ref {
     pub(crate) reserved: u32,
 }
 
+/// `struct cxlsw_accept`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Accept {
+    pub(crate) size: u32,
+    pub(crate) nid: i32,
+    pub(crate) id: u64,
+    pub(crate) index: u32,
+    pub(crate) nr_ranges: u32,
+    pub(crate) blob_len: u32,
+    pub(crate) reserved: u32,
+    pub(crate) ranges: u64,
+    pub(crate) blob: u64,
+    pub(crate) pages: u64,
+}
+
+/// `struct cxlsw_map`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Map {
+    pub(crate) size: u32,
+    pub(crate) nid: i32,
+    pub(crate) id: u64,
+    pub(crate) index: u32,
+    pub(crate) pid: i32,
+    pub(crate) flags: u32,
+    pub(crate) reserved: u32,
+    pub(crate) pages: u64,
+}
+
+/// `struct cxlsw_pull`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Pull {
+    pub(crate) size: u32,
+    pub(crate) nid: i32,
+    pub(crate) id: u64,
+    pub(crate) index: u32,
+    pub(crate) node: i32,
+    pub(crate) max_pages: u32,
+    pub(crate) reserved: u32,
+    pub(crate) pulled: u64,
+    pub(crate) left: u64,
+}
+
 // SAFETY: Each is `repr(C)` of integers only, with no padding (checked below): every bit
 // pattern is a valid value, and every byte of a value is initialised.
 unsafe impl FromBytes for Version {}
@@ -113,6 +158,20 @@ unsafe impl FromBytes for Export {}
 unsafe impl AsBytes for Export {}
 // SAFETY: As above.
 unsafe impl FromBytes for Ref {}
+// SAFETY: As above.
+unsafe impl AsBytes for VRange {}
+// SAFETY: As above.
+unsafe impl FromBytes for Accept {}
+// SAFETY: As above.
+unsafe impl AsBytes for Accept {}
+// SAFETY: As above.
+unsafe impl FromBytes for Map {}
+// SAFETY: As above.
+unsafe impl AsBytes for Map {}
+// SAFETY: As above.
+unsafe impl FromBytes for Pull {}
+// SAFETY: As above.
+unsafe impl AsBytes for Pull {}
 
 // The layouts of include/uapi/linux/cxl_switched.h, without padding.
 const _: () = assert!(size_of::<Version>() == 16);
@@ -121,6 +180,9 @@ const _: () = assert!(size_of::<List>() == 16);
 const _: () = assert!(size_of::<VRange>() == 16);
 const _: () = assert!(size_of::<Export>() == 72);
 const _: () = assert!(size_of::<Ref>() == 24);
+const _: () = assert!(size_of::<Accept>() == 56);
+const _: () = assert!(size_of::<Map>() == 40);
+const _: () = assert!(size_of::<Pull>() == 48);
 
 const MAGIC: u32 = 0xCE;
 /// `CXLSW_IOC_VERSION`.
@@ -131,10 +193,19 @@ pub(crate) const IOC_LIST: u32 = _IOWR::<List>(MAGIC, 0x41);
 pub(crate) const IOC_EXPORT: u32 = _IOWR::<Export>(MAGIC, 0x42);
 /// `CXLSW_IOC_CANCEL`.
 pub(crate) const IOC_CANCEL: u32 = _IOW::<Ref>(MAGIC, 0x43);
+/// `CXLSW_IOC_ACCEPT`.
+pub(crate) const IOC_ACCEPT: u32 = _IOWR::<Accept>(MAGIC, 0x44);
+/// `CXLSW_IOC_MAP`.
+pub(crate) const IOC_MAP: u32 = _IOWR::<Map>(MAGIC, 0x45);
+/// `CXLSW_IOC_PULL`.
+pub(crate) const IOC_PULL: u32 = _IOWR::<Pull>(MAGIC, 0x46);
+/// `CXLSW_IOC_RELEASE`.
+pub(crate) const IOC_RELEASE: u32 = _IOW::<Ref>(MAGIC, 0x47);
 
-/// `CXLSW_OFFERED`, `CXLSW_ACCEPTED`.
+/// `CXLSW_OFFERED`, `CXLSW_ACCEPTED`, `CXLSW_PULLED`.
 pub(crate) const OFFERED: u32 = 1;
 pub(crate) const ACCEPTED: u32 = 2;
+pub(crate) const PULLED: u32 = 3;
 /// `CXLSW_SOURCE`, `CXLSW_TARGET`.
 pub(crate) const SOURCE: u32 = 1;
 pub(crate) const TARGET: u32 = 2;
@@ -147,6 +218,10 @@ pub(crate) const MAX_RANGES: u32 = 64;
 pub(crate) const MAX_BLOB: u32 = 64 << 10;
 /// The most pages of one EXPORT: 4 GiB.
 pub(crate) const MAX_EXPORT_PAGES: u64 = 1 << 20;
+/// The most ranges one ACCEPT fills.
+pub(crate) const MAX_ACCEPT_RANGES: u32 = 1 << 16;
+/// The most pages one PULL moves.
+pub(crate) const MAX_PULL_PAGES: u32 = 1 << 20;
 
 /// A request whose `size` field must be its own size.
 pub(crate) trait Sized32: FromBytes {
@@ -154,26 +229,18 @@ pub(crate) trait Sized32: FromBytes {
     fn size(&self) -> u32;
 }
 
-impl Sized32 for Version {
-    fn size(&self) -> u32 {
-        self.size
-    }
+/// Implements [`Sized32`] for requests whose first field is `size`.
+macro_rules! sized32 {
+    ($($t:ty),*) => {
+        $(impl Sized32 for $t {
+            fn size(&self) -> u32 {
+                self.size
+            }
+        })*
+    };
 }
-impl Sized32 for List {
-    fn size(&self) -> u32 {
-        self.size
-    }
-}
-impl Sized32 for Export {
-    fn size(&self) -> u32 {
-        self.size
-    }
-}
-impl Sized32 for Ref {
-    fn size(&self) -> u32 {
-        self.size
-    }
-}
+
+sized32!(Version, List, Export, Ref, Accept, Map, Pull);
 
 /// Reads request `T` from user address `arg` and checks its size field.
 ///

@@ -23,6 +23,7 @@ use crate::{
             manifest::{Chunk, ManifestEntry, CHUNK_SIZE},
             HandoffState, MAX_EXTENTS,
         },
+        num::usize_as_u64,
         protocol::{
             manifest::{chunks_needed, write_manifest},
             records::read_handoff,
@@ -320,6 +321,122 @@ impl Membership {
         Ok(())
     }
 
+    /// Releases handoff `index` (id `id`), which this host offered and whose target pulled
+    /// its pages: unpins them, offlines and removes the blocks of the handoff (migrating
+    /// whatever else of this host's is there), then ends the handoff in the header: the blocks
+    /// are the target's. The caller ends the old process first: its pages are stale.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if the handoff is not accepted from this host; [`EBUSY`] if its target has
+    /// not pulled the pages yet, or a block could not be offlined (the handoff stays; release
+    /// again); [`ESTALE`] if this host is no member; the protocol's errno; each with one log
+    /// line.
+    pub(crate) fn release(&self, index: u32, id: u64) -> Result {
+        let region = self.region.as_str();
+        let fail = |why: core::fmt::Arguments<'_>, e: Error| -> Error {
+            pr_warn!(
+                "{}: release of handoff {} id {:#x}: {}\n",
+                region,
+                index,
+                id,
+                why
+            );
+            e
+        };
+        let (export, mut taken) = {
+            let mut st = self.state.lock();
+            let m = self.medium();
+            let host = st
+                .host
+                .as_deref()
+                .ok_or_else(|| fail(format_args!("this host is no member"), ESTALE))?;
+            let sb = *host.superblock();
+            let h =
+                read_handoff(&m, &sb, index).map_err(|e| fail(format_args!("{e}"), e.into()))?;
+            if h.id != id
+                || h.state != HandoffState::Accepted
+                || u32::from(h.source) != host.slot()
+                || h.source_epoch != host.epoch()
+            {
+                return Err(fail(
+                    format_args!("not a handoff accepted from this host"),
+                    EINVAL,
+                ));
+            }
+            if !h.pulled {
+                return Err(fail(
+                    format_args!("its target has not pulled the pages yet"),
+                    EBUSY,
+                ));
+            }
+            let export = match st
+                .exports
+                .iter()
+                .position(|x| x.index == index && x.id == id)
+            {
+                Some(i) => st.exports.remove(i).ok(),
+                None => None,
+            };
+            let mut taken = KVec::new();
+            for e in h.extents() {
+                for b in u64::from(e.start)..u64::from(e.start) + u64::from(e.count) {
+                    let slot = usize::try_from(b).ok().and_then(|i| st.blocks.get_mut(i));
+                    if let Some(mem) = slot.and_then(|s| s.take()) {
+                        taken.push((b, Some(mem)), GFP_KERNEL)?;
+                    }
+                }
+            }
+            (export, taken)
+        };
+        // The target is done with the pages: they go back to this host's allocator, then off
+        // the blocks with everything else there.
+        let pinned = export.as_ref().map_or(0, |x| x.pinned.len());
+        drop(export);
+        let (mut stuck, mut first) = (0u32, None);
+        for (_, slot) in taken.iter_mut() {
+            if let Some(Err((mem, e))) = slot.take().map(|mem| self.offline_one(mem)) {
+                // Still online here: kept for the next release.
+                *slot = mem;
+                first.get_or_insert(e);
+                stuck += 1;
+            }
+        }
+        let mut st = self.state.lock();
+        for (b, slot) in taken.iter_mut() {
+            if let Some(mem) = slot.take() {
+                if let Some(s) = usize::try_from(*b).ok().and_then(|i| st.blocks.get_mut(i)) {
+                    *s = Some(mem);
+                }
+            }
+        }
+        if let Some(e) = first {
+            return Err(fail(
+                format_args!(
+                    "{stuck} block(s) not offlined ({e:?}); the handoff stays, release again"
+                ),
+                EBUSY,
+            ));
+        }
+        let m = self.medium();
+        let host = st
+            .host
+            .as_deref_mut()
+            .ok_or_else(|| fail(format_args!("this host is no member"), ESTALE))?;
+        host.release(&m, index, id)
+            .map_err(|e| fail(format_args!("{e}"), e.into()))?;
+        pr_info!(
+            "{}: handoff {} id {:#x} released: {} pages unpinned, {} block(s) offlined for the \
+             target\n",
+            region,
+            index,
+            id,
+            pinned,
+            taken.len()
+        );
+        Ok(())
+    }
+
     /// Unpins the pages of every export whose handoff is no longer in progress (cancelled,
     /// rolled back by a reaper, released).
     pub(super) fn drop_ended<M: Medium>(st: &mut State, m: &M, region: &str) {
@@ -328,6 +445,21 @@ impl Membership {
             return;
         };
         let sb = *host.superblock();
+        // An import goes once its handoff ended and no page of it is mapped from the portal.
+        st.imports.retain(|x| {
+            let live = read_handoff(m, &sb, x.index)
+                .is_ok_and(|h| h.id == x.id && h.state != HandoffState::Free);
+            let keep = live || x.holds_any();
+            if !keep {
+                pr_info!(
+                    "{}: handoff {} id {:#x} ended; its import is done\n",
+                    region,
+                    x.index,
+                    x.id
+                );
+            }
+            keep
+        });
         st.exports.retain(|x| {
             let live = read_handoff(m, &sb, x.index)
                 .is_ok_and(|h| h.id == x.id && h.state != HandoffState::Free);
@@ -365,6 +497,7 @@ impl Membership {
             let state = match h.state {
                 HandoffState::Free => continue,
                 HandoffState::Offered => uapi::OFFERED,
+                HandoffState::Accepted if h.pulled => uapi::PULLED,
                 HandoffState::Accepted => uapi::ACCEPTED,
             };
             let (role, peer) = if u32::from(h.source) == me && h.source_epoch == epoch {
@@ -375,6 +508,12 @@ impl Membership {
                 continue;
             };
             let x = st.exports.iter().find(|x| x.index == index && x.id == h.id);
+            let y = st.imports.iter().find(|y| y.index == index && y.id == h.id);
+            let (pid, pinned) = match (x, y) {
+                (Some(x), _) => (x.pid, usize_as_u64(x.pinned.len())),
+                (None, Some(y)) => y.progress(),
+                (None, None) => (0, 0),
+            };
             out.push(
                 HandoffEntry {
                     id: h.id,
@@ -386,8 +525,8 @@ impl Membership {
                     blocks: h.extents().iter().map(|e| e.count).sum(),
                     pages: h.manifest.pages,
                     blob_bytes: h.manifest.blob_bytes,
-                    pid: x.map_or(0, |x| x.pid),
-                    pinned: x.map_or(0, |x| u64::try_from(x.pinned.len()).unwrap_or(u64::MAX)),
+                    pid,
+                    pinned,
                 },
                 GFP_KERNEL,
             )?;

@@ -526,3 +526,51 @@ fn the_independent_checker_agrees_on_a_manifest_and_on_a_damaged_one() {
         "the checker missed a page listed twice: {out}"
     );
 }
+
+#[test]
+fn a_source_releases_a_manifest_only_after_its_target_pulled() {
+    let mem = mem();
+    let (mx, my, mut x, mut y) = two_hosts(&mem);
+    let (index, id, _) = offer(&mx, &mut x, y.slot(), &scattered(40, 1), &[]).unwrap();
+    // Not accepted yet: nobody has pulled anything.
+    assert!(matches!(y.pulled(&my, index, id), Err(Error::Invalid(_))));
+    y.accept(&my, index, id).unwrap();
+    // The target still reads the source's pages: the source must keep them.
+    assert!(matches!(x.release(&mx, index, id), Err(Error::Invalid(_))));
+    // Only the target says it pulled.
+    assert!(matches!(x.pulled(&mx, index, id), Err(Error::Invalid(_))));
+    y.pulled(&my, index, id).unwrap();
+    let sb = *y.superblock();
+    let h = read_handoff(&my, &sb, index).unwrap();
+    assert!(h.pulled && h.state == HandoffState::Accepted);
+    assert_eq!(h.manifest.pages, 40);
+    let (ok, out) = spec_check(&mem.bytes_mut().clone(), "pulled");
+    assert!(ok, "the checker refuses a pulled handoff: {out}");
+    y.pulled(&my, index, id).unwrap();
+    x.release(&mx, index, id).unwrap();
+    assert_eq!(
+        read_handoff(&mx, &sb, index).unwrap().state,
+        HandoffState::Free
+    );
+}
+
+#[test]
+fn the_checker_refuses_a_pulled_flag_on_an_offer() {
+    let mem = mem();
+    let (mx, _my, mut x, y) = two_hosts(&mem);
+    let (index, _, _) = offer(&mx, &mut x, y.slot(), &scattered(10, 1), &[]).unwrap();
+    let sb = *x.superblock();
+    let h = read_handoff(&mx, &sb, index).unwrap();
+    // Rewrite the record as the target never could: pulled before it accepted.
+    let (mut rec, next) =
+        protocol::records::read_table(&mx, &sb, crate::abi::Kind::Handoff, index).unwrap();
+    Handoff { pulled: true, ..h }.encode(&mut rec.payload);
+    let at = sb.record_offset(crate::abi::Kind::Handoff, index, 1 - next) as usize;
+    let mut bad = mem.bytes_mut().clone();
+    bad[at..at + crate::abi::RECORD_SIZE].copy_from_slice(&rec.encode());
+    let (ok, out) = spec_check(&bad, "pulled-offer");
+    assert!(
+        !ok && out.contains("pulled"),
+        "the checker missed it: {out}"
+    );
+}

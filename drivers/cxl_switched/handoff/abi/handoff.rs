@@ -8,6 +8,12 @@ use super::{le16, le32, le64, put16, put32, put64, MAX_EXTENTS, NO_SLOT, PAYLOAD
 /// Where the manifest reference is in the payload (record offset 0x80).
 const MANIFEST_AT: usize = 0x60;
 
+/// Where the target's flags are in the payload (record offset 0xa4).
+const FLAGS_AT: usize = 0x84;
+
+/// Target flag: the target no longer reads the source's pages (minor 2).
+const PULLED: u32 = 1;
+
 /// The state of a handoff record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -16,7 +22,8 @@ pub(crate) enum HandoffState {
     Free = 0,
     /// The source offers its blocks; it still owns them.
     Offered = 1,
-    /// The target accepted: it owns the blocks; the source keeps its pages until it releases.
+    /// The target accepted: it owns the blocks; the source keeps its pages until it releases
+    /// (once the target set [`Handoff::pulled`], for a handoff with a manifest).
     Accepted = 2,
 }
 
@@ -114,6 +121,11 @@ impl ManifestRef {
 /// | 0x3c   | 4    | extents in use (0..=8)                           |
 /// | 0x40   | 64   | extents: start block (u32), block count (u32)    |
 /// | 0x80   | 36   | manifest: [`ManifestRef`] (all zero: none)       |
+/// | 0xa4   | 4    | target flags: bit 0 pulled (minor 2)             |
+///
+/// Who writes what: the source the offer (every field but the flags), the target the accept
+/// (state) and the flags, the source the release, either party a cancel, a reaper the end of
+/// a handoff of a host it reaps; each under the portal lock, in a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Handoff {
     pub(crate) id: u64,
@@ -126,6 +138,9 @@ pub(crate) struct Handoff {
     pub(crate) extents: [Extent; MAX_EXTENTS],
     pub(crate) nr_extents: u32,
     pub(crate) manifest: ManifestRef,
+    /// Set by the target once it no longer reads the source's pages (it pulled them into its
+    /// own memory, or the workload ended): the source may then free them and release.
+    pub(crate) pulled: bool,
 }
 
 impl Handoff {
@@ -141,6 +156,7 @@ impl Handoff {
         extents: [Extent { start: 0, count: 0 }; MAX_EXTENTS],
         nr_extents: 0,
         manifest: ManifestRef::NONE,
+        pulled: false,
     };
 
     /// Writes the handoff into a record's payload.
@@ -159,6 +175,7 @@ impl Handoff {
             put32(payload, 0x24 + i * 8, e.count);
         }
         self.manifest.encode(payload, MANIFEST_AT);
+        put32(payload, FLAGS_AT, if self.pulled { PULLED } else { 0 });
     }
 
     /// Reads the handoff from a record's payload.
@@ -195,6 +212,8 @@ impl Handoff {
             extents,
             nr_extents,
             manifest: ManifestRef::decode(payload, MANIFEST_AT),
+            // Flags a later minor version adds are ignored.
+            pulled: le32(payload, FLAGS_AT) & PULLED != 0,
         })
     }
 

@@ -32,7 +32,6 @@
 
 use super::super::crc32c::crc32c;
 pub(crate) use super::handoff::ManifestRef;
-#[cfg(feature = "tools")]
 use super::{le32, le64};
 use super::{put32, put64};
 
@@ -92,7 +91,6 @@ pub(crate) struct ChunkHeader {
     pub(crate) first: u64,
 }
 
-#[cfg(feature = "tools")]
 /// Why a chunk cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChunkError {
@@ -144,7 +142,6 @@ impl Chunk {
         crc
     }
 
-    #[cfg(feature = "tools")]
     /// Checks the chunk and reads its header; returns it with the chunk's checksum.
     ///
     /// # Errors
@@ -189,7 +186,6 @@ impl Chunk {
         ))
     }
 
-    #[cfg(feature = "tools")]
     /// Entry `i` of a checked page chunk (below its `used`), and whether its flags are zero.
     pub(crate) fn entry(&self, i: usize) -> (ManifestEntry, bool) {
         let at = CHUNK_HEADER + (i % ENTRIES_PER_CHUNK) * ENTRY_SIZE;
@@ -203,7 +199,6 @@ impl Chunk {
         )
     }
 
-    #[cfg(feature = "tools")]
     /// The first `used` blob bytes of a checked blob chunk.
     pub(crate) fn blob(&self, used: u32) -> &[u8] {
         let n = usize::try_from(used).unwrap_or(0).min(BLOB_PER_CHUNK);

@@ -9,6 +9,16 @@ use super::records::{for_each_owner, read_handoff, read_member};
 use super::tx::{handoff_tag, in_extents};
 use super::{Error, Host, Medium, Op};
 
+/// What a handoff step does to the record it checked.
+pub(super) enum Step {
+    /// The target takes the blocks.
+    Accept,
+    /// The target no longer reads the source's pages.
+    Pulled,
+    /// The handoff ends: released to the target (`true`) or rolled back to the source.
+    End(bool),
+}
+
 impl Host {
     #[cfg(feature = "tools")]
     /// Offers `extents` of owned blocks to the host in slot `target`. Returns the handoff
@@ -120,7 +130,7 @@ impl Host {
         m: &M,
         index: u32,
         id: u64,
-        step: impl FnOnce(&Handoff, u16, u32) -> Result<Option<bool>, Error>,
+        step: impl FnOnce(&Handoff, u16, u32) -> Result<Step, Error>,
     ) -> Result<(), Error> {
         if index >= self.sb.handoffs {
             return Err(Error::Invalid("no such handoff record"));
@@ -133,8 +143,8 @@ impl Host {
             }
             let tx = me.begin(m, Op::Handoff)?;
             match step(&h, me.slot_id, me.rec.epoch)? {
-                // Accept: the target owns the blocks; the source keeps its pages until release.
-                None => {
+                // The target owns the blocks; the source keeps its pages until release.
+                Step::Accept => {
                     let tag = handoff_tag(index)?;
                     let owner = Owner {
                         slot: h.target,
@@ -154,13 +164,13 @@ impl Host {
                         },
                     )?;
                 }
-                Some(released) => me.end_handoff(m, &tx, index, &h, released)?,
+                Step::Pulled => me.put_handoff(m, &tx, index, &Handoff { pulled: true, ..h })?,
+                Step::End(released) => me.end_handoff(m, &tx, index, &h, released)?,
             }
             me.commit(m, tx)
         })
     }
 
-    #[cfg(feature = "tools")]
     /// Accepts handoff `index` (id `id`) offered to this host: its blocks become this host's.
     ///
     /// # Errors
@@ -171,22 +181,42 @@ impl Host {
             if h.state != HandoffState::Offered || h.target != me || h.target_epoch != epoch {
                 return Err(Error::Invalid("the handoff is not offered to this host"));
             }
-            Ok(None)
+            Ok(Step::Accept)
         })
     }
 
-    #[cfg(feature = "tools")]
-    /// Releases accepted handoff `index`: the source let go of its pages; the handoff ends.
+    /// Tells the source of accepted handoff `index` that this host, its target, no longer
+    /// reads the source's pages: it pulled them into its own memory (or their workload ended).
+    /// Doing it twice is no error.
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] if the handoff is not accepted from this host; as [`Host::offer`].
+    /// [`Error::Invalid`] if the handoff is not accepted by this host; as [`Host::offer`].
+    pub(crate) fn pulled<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
+        self.handoff_step(m, index, id, |h, me, epoch| {
+            if h.state != HandoffState::Accepted || h.target != me || h.target_epoch != epoch {
+                return Err(Error::Invalid("the handoff is not accepted by this host"));
+            }
+            Ok(Step::Pulled)
+        })
+    }
+
+    /// Releases accepted handoff `index`: the source let go of its pages; the handoff ends. A
+    /// handoff with a manifest is released only once its target pulled the pages.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if the handoff is not accepted from this host, or its target still
+    /// reads its pages; as [`Host::offer`].
     pub(crate) fn release<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
         self.handoff_step(m, index, id, |h, me, epoch| {
             if h.state != HandoffState::Accepted || h.source != me || h.source_epoch != epoch {
                 return Err(Error::Invalid("the handoff is not accepted from this host"));
             }
-            Ok(Some(true))
+            if h.manifest.is_some() && !h.pulled {
+                return Err(Error::Invalid("the target has not pulled the pages yet"));
+            }
+            Ok(Step::End(true))
         })
     }
 
@@ -203,7 +233,7 @@ impl Host {
             if h.state != HandoffState::Offered || !party {
                 return Err(Error::Invalid("the handoff is not an offer of this host's"));
             }
-            Ok(Some(false))
+            Ok(Step::End(false))
         })
     }
 

@@ -9,7 +9,6 @@
 //! address without overlap, and the totals and the chain checksum must match the record.
 
 use super::super::crc32c;
-#[cfg(feature = "tools")]
 use super::abi::manifest::ChunkError;
 use super::abi::manifest::{
     Chunk, ChunkHeader, ChunkKind, ManifestEntry, ManifestRef, BLOB_PER_CHUNK, CHUNK_BYTES,
@@ -18,7 +17,6 @@ use super::abi::manifest::{
 use super::abi::{Handoff, Superblock};
 use super::{Error, Medium};
 
-#[cfg(feature = "tools")]
 /// What a manifest lists, in the order of its chunks.
 pub(crate) enum Item<'a> {
     /// A run of pages.
@@ -75,7 +73,6 @@ pub(crate) fn page_index(sb: &Superblock, h: &Handoff, offset: u64) -> Option<u6
     None
 }
 
-#[cfg(feature = "tools")]
 /// The pages of `h`'s blocks: the bits a reader's `seen` map needs.
 pub(crate) fn pages_in(sb: &Superblock, h: &Handoff) -> u64 {
     let per_block = sb.geometry.block_size / PAGE_BYTES;
@@ -85,7 +82,6 @@ pub(crate) fn pages_in(sb: &Superblock, h: &Handoff) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
-#[cfg(feature = "tools")]
 /// Marks page `offset` seen; an error if it is not in `h`'s blocks or was seen before.
 fn mark(sb: &Superblock, h: &Handoff, seen: &mut [u64], offset: u64) -> Result<(), Error> {
     let i = page_index(sb, h, offset).ok_or(Error::Manifest(
@@ -227,7 +223,6 @@ pub(crate) fn check_ref(sb: &Superblock, h: &Handoff) -> Result<(), Error> {
     Ok(())
 }
 
-#[cfg(feature = "tools")]
 /// Reads and checks `h`'s manifest, calling `visit` for each run and blob part in chain order.
 /// `buf` is the chunk buffer; `seen` a map of at least [`pages_in`] bits, which it clears.
 /// `visit` may see parts of a manifest that then fails: a caller acts only once this returns

@@ -117,7 +117,6 @@ pub(crate) enum Error {
     /// The request does not match the tables (not owned, wrong state, unknown host).
     Invalid(&'static str),
     /// A handoff's manifest cannot be used: absent, torn, foreign or inconsistent (peer data).
-    #[cfg(feature = "tools")]
     Manifest(&'static str),
     /// The lock was not acquired within the bound.
     TimedOut,
@@ -146,7 +145,6 @@ impl Error {
             Error::Full(what) => what,
             Error::Busy => "another host is formatting the portal",
             Error::Invalid(why) => why,
-            #[cfg(feature = "tools")]
             Error::Manifest(why) => why,
             Error::TimedOut => "timed out waiting for the portal lock",
             Error::Suspect => {
