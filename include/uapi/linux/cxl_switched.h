@@ -39,6 +39,7 @@ struct cxlsw_version {
 /* Values of struct cxlsw_handoff's @state. */
 #define CXLSW_OFFERED 1
 #define CXLSW_ACCEPTED 2
+#define CXLSW_PULLED 3
 
 /* Values of struct cxlsw_handoff's @role. */
 #define CXLSW_SOURCE 1
@@ -48,15 +49,18 @@ struct cxlsw_version {
  * struct cxlsw_handoff - one handoff in flight, as CXLSW_IOC_LIST reports it.
  * @id: the handoff's id: with @index, what every later request names.
  * @index: the handoff record's index in the portal's header.
- * @state: CXLSW_OFFERED or CXLSW_ACCEPTED.
+ * @state: CXLSW_OFFERED, CXLSW_ACCEPTED or CXLSW_PULLED (accepted, and the
+ *	target has pulled the pages: the source may release).
  * @role: CXLSW_SOURCE or CXLSW_TARGET: this host's part in it.
  * @peer: the host slot of the other party.
  * @nid: the NUMA node of the portal it is on.
  * @blocks: memory blocks it moves.
  * @pages: 4 KiB pages its manifest lists (0: a handoff of whole blocks).
  * @blob_bytes: bytes of the workload's state that travel beside its pages.
- * @pid: for a source, the process whose pages it pinned (0 otherwise).
- * @pinned: for a source, pages this host still holds for it.
+ * @pid: for a source, the process whose pages it pinned; for a target, the
+ *	process it mapped them into (0: none yet).
+ * @pinned: for a source, pages this host still holds for it; for a target,
+ *	pages still on the portal (mapped, not pulled yet).
  */
 struct cxlsw_handoff {
 	__u64 id;
@@ -133,8 +137,10 @@ struct cxlsw_export {
 };
 
 /**
- * struct cxlsw_ref - names a handoff: CXLSW_IOC_CANCEL, CXLSW_IOC_ACCEPT,
- * CXLSW_IOC_RELEASE.
+ * struct cxlsw_ref - names a handoff: CXLSW_IOC_CANCEL, CXLSW_IOC_RELEASE
+ * (the source, once the handoff is pulled: it unpins the pages, offlines the
+ * blocks they lie in, which migrates what else is there, and releases; the
+ * caller ends the old process first).
  * @size: sizeof(struct cxlsw_ref).
  * @nid: the portal's NUMA node.
  * @id: the handoff's id.
@@ -149,10 +155,99 @@ struct cxlsw_ref {
 	__u32 reserved;
 };
 
+/**
+ * struct cxlsw_accept - CXLSW_IOC_ACCEPT: take a handoff offered to this
+ * host and read its manifest. Asked again of a handoff this host accepted,
+ * it answers again without changing anything.
+ * @size: sizeof(struct cxlsw_accept).
+ * @nid: the portal's NUMA node.
+ * @id: the handoff's id.
+ * @index: its record's index.
+ * @nr_ranges: in: room in @ranges (at most 65536); out: the workload's
+ *	virtual ranges, which may be more than the room (then only the room
+ *	is filled).
+ * @blob_len: in: room at @blob (at most 65536); out: the blob's length
+ *	(only the room is filled).
+ * @reserved: zero.
+ * @ranges: user pointer to an array of struct cxlsw_range: where the
+ *	workload's pages are to be mapped, ascending.
+ * @blob: user pointer to room for the workload's state.
+ * @pages: out: pages the manifest lists.
+ */
+struct cxlsw_accept {
+	__u32 size;
+	__s32 nid;
+	__u64 id;
+	__u32 index;
+	__u32 nr_ranges;
+	__u32 blob_len;
+	__u32 reserved;
+	__u64 ranges;
+	__u64 blob;
+	__u64 pages;
+};
+
+/**
+ * struct cxlsw_map - CXLSW_IOC_MAP: map an accepted handoff's pages into a
+ * process, where the manifest says. Every range ACCEPT gave must lie in
+ * private anonymous mappings of that process that no page backs yet
+ * (mapped, never touched).
+ * @size: sizeof(struct cxlsw_map).
+ * @nid: the portal's NUMA node.
+ * @id: the handoff's id.
+ * @index: its record's index.
+ * @pid: the process: the caller itself, or one it may attach to as a
+ *	debugger may (a VMM that a management tool imports into).
+ * @flags: zero.
+ * @reserved: zero.
+ * @pages: out: pages mapped.
+ */
+struct cxlsw_map {
+	__u32 size;
+	__s32 nid;
+	__u64 id;
+	__u32 index;
+	__s32 pid;
+	__u32 flags;
+	__u32 reserved;
+	__u64 pages;
+};
+
+/**
+ * struct cxlsw_pull - CXLSW_IOC_PULL: move pages of a mapped handoff from
+ * the portal into this host's memory, while the process runs. Once none is
+ * left, the handoff is marked pulled in the portal's header (the source may
+ * then release it); so it is too if the process ended.
+ * @size: sizeof(struct cxlsw_pull).
+ * @nid: the portal's NUMA node.
+ * @id: the handoff's id.
+ * @index: its record's index.
+ * @node: the NUMA node the pages go to (a node with memory, not a portal).
+ * @max_pages: at most this many pages in this call (1..=1048576).
+ * @reserved: zero.
+ * @pulled: out: pages moved by this call.
+ * @left: out: pages still on the portal.
+ */
+struct cxlsw_pull {
+	__u32 size;
+	__s32 nid;
+	__u64 id;
+	__u32 index;
+	__s32 node;
+	__u32 max_pages;
+	__u32 reserved;
+	__u64 pulled;
+	__u64 left;
+};
+
 #define CXLSW_IOC_MAGIC 0xCE
 #define CXLSW_IOC_VERSION _IOWR(CXLSW_IOC_MAGIC, 0x40, struct cxlsw_version)
 #define CXLSW_IOC_LIST _IOWR(CXLSW_IOC_MAGIC, 0x41, struct cxlsw_list)
 #define CXLSW_IOC_EXPORT _IOWR(CXLSW_IOC_MAGIC, 0x42, struct cxlsw_export)
 #define CXLSW_IOC_CANCEL _IOW(CXLSW_IOC_MAGIC, 0x43, struct cxlsw_ref)
+#define CXLSW_IOC_ACCEPT _IOWR(CXLSW_IOC_MAGIC, 0x44, struct cxlsw_accept)
+#define CXLSW_IOC_MAP _IOWR(CXLSW_IOC_MAGIC, 0x45, struct cxlsw_map)
+#define CXLSW_IOC_PULL _IOWR(CXLSW_IOC_MAGIC, 0x46, struct cxlsw_pull)
+#define CXLSW_IOC_RELEASE _IOW(CXLSW_IOC_MAGIC, 0x47, struct cxlsw_ref)
 
 #endif /* _UAPI_LINUX_CXL_SWITCHED_H */

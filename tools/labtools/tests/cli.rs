@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! cxlsw-workload as a test harness runs it: its output, the pause, and the
-//! exit statuses, a second runner and a broken state page included.
+//! exit statuses, a second runner and a broken state page included; and the
+//! command line of --import (its run needs a handoff: the lab's scenario).
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -208,6 +209,24 @@ fn usage_errors_exit_2_naming_the_option() {
         ),
         (&["--mib", "1", "--steps", "5", "--fast"], "--fast"),
         (&["--mib=1", "--steps", "5"], "--mib=1"),
+        (&["--import", "2:3"], "--import"),
+        (&["--import", "2:3:0x2a"], "--steps is missing"),
+        (
+            &["--import", "2:3:0x2a", "--steps", "5", "--mib", "1"],
+            "--mib: not with --import",
+        ),
+        (
+            &["--import", "2:3:0x2a", "--steps", "5", "--seed", "1"],
+            "--seed: not with --import",
+        ),
+        (
+            &["--import", "2:3:0x2a", "--steps", "5", "--expect"],
+            "--expect: not with --import",
+        ),
+        (
+            &["--import", "2:3:0x2a", "--steps", "5", "--pause-after", "0"],
+            "--pause-after: not with --import",
+        ),
     ] {
         let out = workload(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -228,7 +247,13 @@ fn help_explains_every_option_and_exit_status() {
             "--pause-after K",
             "--progress",
             "--expect",
+            "--import NODE:INDEX:ID",
             "paused at K addr 0x<hex> len <bytes> pid <pid>",
+            "imported <pages> pages at 0x<hex addr> len <bytes> pid <pid>",
+            "done, waiting",
+            "MAP_FIXED_NOREPLACE",
+            "/dev/cxl_switched",
+            "numa_maps",
             "result <16 hex digits>",
             "runner token",
             "  0  ",
@@ -240,4 +265,20 @@ fn help_explains_every_option_and_exit_status() {
             assert!(help.contains(word), "{word} not in:\n{help}");
         }
     }
+}
+
+/// Without the device (or as a user, or with no such handoff): exit status 1,
+/// naming the device, the request and the errno, and nothing on stdout.
+#[test]
+fn an_import_the_device_refuses_exits_1_naming_it() {
+    let out = workload(&["--import", "2:3:0x2a", "--steps", "5", "--progress"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("cxlsw-workload: /dev/cxl_switched: "),
+        "{err}"
+    );
+    assert!(err.contains("OPEN: ") || err.contains("ACCEPT: "), "{err}");
+    assert!(err.contains("(os error "), "{err}");
+    assert!(out.stdout.is_empty());
 }

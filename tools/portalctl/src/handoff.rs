@@ -1,5 +1,8 @@
-//! `portalctl handoff list|export|cancel`: handoffs of a paused process's
-//! memory through `/dev/cxl_switched` (see [`portalctl::uapi`]).
+//! `portalctl handoff list|export|cancel|accept|pull|release`: handoffs of a
+//! paused process's memory through `/dev/cxl_switched` (see
+//! [`portalctl::uapi`]): the source exports and, once the target pulled,
+//! releases; the target accepts (a process of its maps the pages, such as
+//! `cxlsw-workload --import`) and pulls.
 
 use std::fs;
 use std::path::PathBuf;
@@ -9,7 +12,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use portalctl::uapi::{self, Device, ExportReply, ExportRequest, HandoffEntry, Range};
+use portalctl::uapi::{
+    self, AcceptReply, Device, ExportReply, ExportRequest, HandoffEntry, PullReply, Range,
+};
 
 #[derive(Args, Debug)]
 pub(crate) struct HandoffArgs {
@@ -20,7 +25,11 @@ pub(crate) struct HandoffArgs {
 #[derive(Subcommand, Debug)]
 pub(crate) enum HandoffCommand {
     /// List the handoffs in flight that this host is a party to, on every
-    /// portal: offers it made or received, handoffs accepted.
+    /// portal: offers it made or received, handoffs accepted and pulled.
+    ///
+    /// PID and PINNED: for a source, the process whose pages it pinned and
+    /// the pages it still holds; for a target, the process the pages are
+    /// mapped into ("-" before one is) and the pages still on the portal.
     List(ListArgs),
     /// Offer a paused process's memory on a portal's node to another host
     /// of that portal: its pages are pinned until the handoff ends, their
@@ -29,7 +38,29 @@ pub(crate) enum HandoffCommand {
     Export(ExportArgs),
     /// Cancel an offer this host made or received; a source's pages are
     /// unpinned.
-    Cancel(CancelArgs),
+    Cancel(RefArgs),
+    /// As the target, accept an offer to this host (or read again a handoff
+    /// it accepted: that changes nothing) and print its manifest: the
+    /// ranges its pages are to be mapped at, its pages and its blob's bytes.
+    ///
+    /// A process of this host then maps the ranges (private anonymous,
+    /// untouched) and asks the kernel to map the pages there, as
+    /// `cxlsw-workload --import` does.
+    Accept(RefArgs),
+    /// As the target, pull a mapped handoff's pages from the portal into
+    /// this host's memory on node --to-node while the process runs, --batch
+    /// pages a request, until none is left: the handoff is then pulled, and
+    /// its source may release it.
+    ///
+    /// Prints a line per request, "pulled <done>/<total> pages, <secs> s
+    /// left" (the time left estimated from the rate so far), then "pulled
+    /// <total> pages in <ms> ms"; with --json only one JSON object at the
+    /// end.
+    Pull(PullArgs),
+    /// As the source, release a pulled handoff: its pages are unpinned, the
+    /// blocks they lie in are offlined (what else is in them migrates) and
+    /// the handoff ends. End the old process first.
+    Release(RefArgs),
 }
 
 #[derive(Args, Debug)]
@@ -79,8 +110,9 @@ pub(crate) struct ExportArgs {
     pub(crate) device: DeviceArg,
 }
 
+/// Which handoff: what `handoff list` shows of it.
 #[derive(Args, Debug)]
-pub(crate) struct CancelArgs {
+pub(crate) struct HandoffId {
     /// The portal's NUMA node.
     #[arg(long, value_name = "NID", allow_negative_numbers = true)]
     pub(crate) node: i32,
@@ -92,6 +124,34 @@ pub(crate) struct CancelArgs {
     /// The handoff's id (`handoff list`), in hex (0x...) or decimal.
     #[arg(long, value_parser = parse_u64)]
     pub(crate) id: u64,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RefArgs {
+    #[command(flatten)]
+    pub(crate) handoff: HandoffId,
+
+    #[command(flatten)]
+    pub(crate) device: DeviceArg,
+}
+
+/// Pages a PULL moves by default.
+const BATCH: u32 = 4096;
+
+#[derive(Args, Debug)]
+pub(crate) struct PullArgs {
+    #[command(flatten)]
+    pub(crate) handoff: HandoffId,
+
+    /// The NUMA node of this host the pages go to: one with memory, not a
+    /// portal.
+    #[arg(long, value_name = "NID", allow_negative_numbers = true)]
+    pub(crate) to_node: i32,
+
+    /// Pages a request moves at most (1..=1048576).
+    #[arg(long, value_name = "PAGES", default_value_t = BATCH,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(uapi::MAX_PULL)))]
+    pub(crate) batch: u32,
 
     #[command(flatten)]
     pub(crate) device: DeviceArg,
@@ -206,6 +266,7 @@ fn state_name(state: u32) -> String {
     match state {
         uapi::OFFERED => "offered".into(),
         uapi::ACCEPTED => "accepted".into(),
+        uapi::PULLED => "pulled".into(),
         s => format!("state-{s}"),
     }
 }
@@ -251,11 +312,11 @@ fn table(rows: &[Row]) -> String {
         "PINNED"
     );
     for r in rows {
-        // pid and pinned mean something only for a source.
-        let (pid, pinned) = if r.role == "source" {
-            (r.pid.to_string(), r.pinned.to_string())
+        // A target has no process before one maps the pages.
+        let pid = if r.pid == 0 {
+            "-".into()
         } else {
-            ("-".into(), "-".into())
+            r.pid.to_string()
         };
         s += &format!(
             "{:>4} {:>5} {:>18}  {:<8} {:<6} {:>4} {:>6} {:>8} {:>10} {:>7} {:>8}\n",
@@ -269,7 +330,7 @@ fn table(rows: &[Row]) -> String {
             r.pages,
             r.blob_bytes,
             pid,
-            pinned
+            r.pinned
         );
     }
     s
@@ -368,18 +429,244 @@ fn run_export(a: &ExportArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn run_cancel(a: &CancelArgs, json: bool) -> Result<()> {
-    Device::open(&a.device.device)?.cancel(a.node, a.index, a.id)?;
+fn run_cancel(a: &RefArgs, json: bool) -> Result<()> {
+    let h = &a.handoff;
+    Device::open(&a.device.device)?.cancel(h.node, h.index, h.id)?;
     if json {
         println!(
             "{}",
-            serde_json::json!({"nid": a.node, "index": a.index, "id": format!("{:#x}", a.id), "cancelled": true})
+            serde_json::json!({"nid": h.node, "index": h.index, "id": format!("{:#x}", h.id), "cancelled": true})
         );
     } else {
         println!(
             "cancelled handoff {} id {:#x} on node {}",
-            a.index, a.id, a.node
+            h.index, h.id, h.node
         );
+    }
+    Ok(())
+}
+
+/// Room for the ranges the first ACCEPT asks with (it asks again if there
+/// are more).
+const ACCEPT_RANGES: u32 = 64;
+
+/// A range as `accept` prints it.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct RangeRow {
+    start: u64,
+    len: u64,
+}
+
+/// What `accept` prints.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct Accepted {
+    nid: i32,
+    index: u32,
+    id: String,
+    pages: u64,
+    blob_bytes: usize,
+    ranges: Vec<RangeRow>,
+}
+
+fn accepted(h: &HandoffId, r: &AcceptReply) -> Accepted {
+    Accepted {
+        nid: h.node,
+        index: h.index,
+        id: format!("{:#x}", h.id),
+        pages: r.pages,
+        blob_bytes: r.blob.len(),
+        ranges: r
+            .ranges
+            .iter()
+            .map(|r| RangeRow {
+                start: r.start,
+                len: r.len,
+            })
+            .collect(),
+    }
+}
+
+impl Accepted {
+    /// A line, then one a range: "  0x<start> len <bytes>".
+    fn human(&self) -> String {
+        let mut s = format!(
+            "accepted handoff {} id {} on node {}: {} pages in {} ranges, {} blob bytes\n",
+            self.index,
+            self.id,
+            self.nid,
+            self.pages,
+            self.ranges.len(),
+            self.blob_bytes
+        );
+        for r in &self.ranges {
+            s += &format!("  {:#x} len {}\n", r.start, r.len);
+        }
+        s
+    }
+}
+
+fn run_accept(a: &RefArgs, json: bool) -> Result<()> {
+    let h = &a.handoff;
+    let reply = Device::open(&a.device.device)?.accept(
+        h.node,
+        h.index,
+        h.id,
+        ACCEPT_RANGES,
+        uapi::MAX_ACCEPT_BLOB,
+    )?;
+    let out = accepted(h, &reply);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", out.human());
+    }
+    Ok(())
+}
+
+/// How many PULLs in a row may move nothing, while pages are left, before
+/// `pull` gives up, and how long it waits after each.
+const STALLS: u32 = 100;
+const STALL_WAIT: Duration = Duration::from_millis(10);
+
+/// How far a pull is: pages moved by this run, pages left, time so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PullProgress {
+    done: u64,
+    left: u64,
+    elapsed: Duration,
+}
+
+impl PullProgress {
+    fn total(&self) -> u64 {
+        self.done.saturating_add(self.left)
+    }
+
+    /// The time left at the rate so far; `None` before a page moved.
+    fn time_left(&self) -> Option<Duration> {
+        if self.left == 0 {
+            return Some(Duration::ZERO);
+        }
+        if self.done == 0 {
+            return None;
+        }
+        let nanos = self
+            .elapsed
+            .as_nanos()
+            .saturating_mul(u128::from(self.left))
+            / u128::from(self.done);
+        Some(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        ))
+    }
+
+    /// "pulled <done>/<total> pages, <secs> s left" (seconds to a tenth, "?"
+    /// before a page moved).
+    fn line(&self) -> String {
+        let left = self
+            .time_left()
+            .map_or_else(|| "?".to_owned(), |t| format!("{:.1}", t.as_secs_f64()));
+        format!("pulled {}/{} pages, {left} s left", self.done, self.total())
+    }
+}
+
+/// What `pull` prints at the end.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct Pulled {
+    nid: i32,
+    index: u32,
+    id: String,
+    to_node: i32,
+    batch: u32,
+    /// PULL requests made.
+    calls: u64,
+    pages: u64,
+    elapsed_us: u64,
+}
+
+impl Pulled {
+    /// "pulled <total> pages in <ms> ms".
+    fn human(&self) -> String {
+        format!(
+            "pulled {} pages in {} ms",
+            self.pages,
+            self.elapsed_us / 1000
+        )
+    }
+}
+
+/// PULLs by `pull_once` until none is left, calling `each` after every one
+/// with the progress then; the progress at the end and the calls made.
+fn pull_loop(
+    mut pull_once: impl FnMut() -> Result<PullReply>,
+    mut each: impl FnMut(&PullProgress),
+) -> Result<(PullProgress, u64)> {
+    let t0 = Instant::now();
+    let (mut done, mut calls, mut stalls) = (0u64, 0u64, 0u32);
+    loop {
+        let r = pull_once()?;
+        calls += 1;
+        done = done.saturating_add(r.pulled);
+        let p = PullProgress {
+            done,
+            left: r.left,
+            elapsed: t0.elapsed(),
+        };
+        each(&p);
+        if r.left == 0 {
+            return Ok((p, calls));
+        }
+        if r.pulled == 0 {
+            stalls += 1;
+            if stalls >= STALLS {
+                bail!(
+                    "{STALLS} PULL requests in a row moved no page, {} pages are left",
+                    r.left
+                );
+            }
+            std::thread::sleep(STALL_WAIT);
+        } else {
+            stalls = 0;
+        }
+    }
+}
+
+fn run_pull(a: &PullArgs, json: bool) -> Result<()> {
+    let h = &a.handoff;
+    let dev = Device::open(&a.device.device)?;
+    let once = || Ok(dev.pull(h.node, h.index, h.id, a.to_node, a.batch)?);
+    let (end, calls) = pull_loop(once, |p| {
+        if !json {
+            println!("{}", p.line());
+        }
+    })?;
+    let out = Pulled {
+        nid: h.node,
+        index: h.index,
+        id: format!("{:#x}", h.id),
+        to_node: a.to_node,
+        batch: a.batch,
+        calls,
+        pages: end.total(),
+        elapsed_us: u64::try_from(end.elapsed.as_micros()).unwrap_or(u64::MAX),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", out.human());
+    }
+    Ok(())
+}
+
+fn run_release(a: &RefArgs, json: bool) -> Result<()> {
+    let h = &a.handoff;
+    Device::open(&a.device.device)?.release(h.node, h.index, h.id)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"nid": h.node, "index": h.index, "id": format!("{:#x}", h.id), "released": true})
+        );
+    } else {
+        println!("released handoff {} id {:#x}", h.index, h.id);
     }
     Ok(())
 }
@@ -389,6 +676,9 @@ pub(crate) fn run(args: &HandoffArgs, json: bool) -> Result<()> {
         HandoffCommand::List(a) => run_list(a, json),
         HandoffCommand::Export(a) => run_export(a, json),
         HandoffCommand::Cancel(a) => run_cancel(a, json),
+        HandoffCommand::Accept(a) => run_accept(a, json),
+        HandoffCommand::Pull(a) => run_pull(a, json),
+        HandoffCommand::Release(a) => run_release(a, json),
     }
 }
 
@@ -510,7 +800,17 @@ mod tests {
     }
 
     #[test]
-    fn the_table_has_every_column_and_blanks_what_a_target_lacks() {
+    fn a_pulled_handoff_is_named_pulled() {
+        let r = row(&HandoffEntry {
+            state: uapi::PULLED,
+            role: uapi::TARGET,
+            ..HandoffEntry::default()
+        });
+        assert_eq!((r.state.as_str(), r.role.as_str()), ("pulled", "target"));
+    }
+
+    #[test]
+    fn the_table_has_every_column_and_blanks_a_target_pid_before_a_map() {
         let rows = [
             row(&HandoffEntry {
                 id: 0xdead_beef,
@@ -534,6 +834,20 @@ mod tests {
                 nid: 2,
                 blocks: 1,
                 pages: 8,
+                ..HandoffEntry::default()
+            }),
+            // A target's process, once mapped, and its pages still on the portal.
+            row(&HandoffEntry {
+                id: 0x8,
+                index: 1,
+                state: uapi::PULLED,
+                role: uapi::TARGET,
+                peer: 0,
+                nid: 2,
+                blocks: 1,
+                pages: 8,
+                pid: 4321,
+                pinned: 3,
                 ..HandoffEntry::default()
             }),
         ];
@@ -568,7 +882,8 @@ mod tests {
                     "1234",
                     "4096"
                 ],
-                vec!["2", "0", "0x7", "accepted", "target", "0", "1", "8", "0", "-", "-"],
+                vec!["2", "0", "0x7", "accepted", "target", "0", "1", "8", "0", "-", "0"],
+                vec!["2", "1", "0x8", "pulled", "target", "0", "1", "8", "0", "4321", "3"],
             ]
         );
         let v = serde_json::to_value(&rows[0]).expect("a row is JSON");
@@ -619,5 +934,142 @@ mod tests {
                 "pages": 4096, "blob_bytes": 100, "ioctl_us": 12345
             })
         );
+    }
+
+    fn an_id() -> HandoffId {
+        HandoffId {
+            node: 2,
+            index: 5,
+            id: 0xabc,
+        }
+    }
+
+    #[test]
+    fn an_accept_prints_the_ranges_pages_and_blob_bytes() {
+        let reply = AcceptReply {
+            ranges: vec![
+                Range {
+                    start: 0x7f00_0000_0000,
+                    len: 1 << 20,
+                },
+                Range {
+                    start: 0x7f00_0020_0000,
+                    len: 4096,
+                },
+            ],
+            blob: vec![0; 100],
+            pages: 257,
+        };
+        let a = accepted(&an_id(), &reply);
+        assert_eq!(
+            a.human(),
+            "accepted handoff 5 id 0xabc on node 2: 257 pages in 2 ranges, 100 blob bytes\n  \
+             0x7f0000000000 len 1048576\n  0x7f0000200000 len 4096\n"
+        );
+        assert_eq!(
+            serde_json::to_value(&a).expect("JSON"),
+            serde_json::json!({
+                "nid": 2, "index": 5, "id": "0xabc", "pages": 257, "blob_bytes": 100,
+                "ranges": [
+                    {"start": 0x7f00_0000_0000_u64, "len": 1_048_576},
+                    {"start": 0x7f00_0020_0000_u64, "len": 4096}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn pull_progress_estimates_the_time_left_from_the_rate_so_far() {
+        let p = PullProgress {
+            done: 1000,
+            left: 3000,
+            elapsed: Duration::from_millis(500),
+        };
+        assert_eq!(p.total(), 4000);
+        assert_eq!(p.time_left(), Some(Duration::from_millis(1500)));
+        assert_eq!(p.line(), "pulled 1000/4000 pages, 1.5 s left");
+        let p = PullProgress {
+            done: 0,
+            left: 10,
+            elapsed: Duration::from_millis(1),
+        };
+        assert_eq!(p.line(), "pulled 0/10 pages, ? s left");
+        let p = PullProgress {
+            done: 10,
+            left: 0,
+            elapsed: Duration::from_secs(3),
+        };
+        assert_eq!(p.line(), "pulled 10/10 pages, 0.0 s left");
+    }
+
+    #[test]
+    fn a_pull_loops_until_no_page_is_left() {
+        let mut left = 10_000u64;
+        let mut lines = Vec::new();
+        let (end, calls) = pull_loop(
+            || {
+                let pulled = left.min(4096);
+                left -= pulled;
+                Ok(PullReply { pulled, left })
+            },
+            |p| lines.push((p.done, p.total())),
+        )
+        .expect("pulls");
+        assert_eq!(calls, 3);
+        assert_eq!((end.done, end.left, end.total()), (10_000, 0, 10_000));
+        assert_eq!(lines, [(4096, 10_000), (8192, 10_000), (10_000, 10_000)]);
+        let out = Pulled {
+            nid: 2,
+            index: 5,
+            id: "0xabc".into(),
+            to_node: 0,
+            batch: 4096,
+            calls,
+            pages: end.total(),
+            elapsed_us: 12_345,
+        };
+        assert_eq!(out.human(), "pulled 10000 pages in 12 ms");
+        assert_eq!(
+            serde_json::to_value(&out).expect("JSON"),
+            serde_json::json!({
+                "nid": 2, "index": 5, "id": "0xabc", "to_node": 0, "batch": 4096, "calls": 3,
+                "pages": 10000, "elapsed_us": 12345
+            })
+        );
+    }
+
+    #[test]
+    fn a_pull_stops_at_the_first_error_and_when_nothing_moves() {
+        let mut calls = 0;
+        let e = pull_loop(
+            || {
+                calls += 1;
+                if calls == 2 {
+                    bail!("/dev/cxl_switched: PULL: Invalid argument (os error 22)");
+                }
+                Ok(PullReply { pulled: 1, left: 5 })
+            },
+            |_| {},
+        )
+        .expect_err("the second call fails");
+        assert_eq!(calls, 2);
+        assert!(e.to_string().contains("PULL: Invalid argument"), "{e}");
+        let mut calls = 0u32;
+        let e = pull_loop(
+            || {
+                calls += 1;
+                Ok(PullReply { pulled: 0, left: 5 })
+            },
+            |_| {},
+        )
+        .expect_err("nothing moves");
+        assert_eq!(calls, STALLS);
+        assert_eq!(
+            e.to_string(),
+            "100 PULL requests in a row moved no page, 5 pages are left"
+        );
+        // A handoff pulled already: one call, nothing to do.
+        let (end, calls) = pull_loop(|| Ok(PullReply::default()), |_| {}).expect("done");
+        assert_eq!((end.total(), calls), (0, 1));
     }
 }

@@ -72,15 +72,19 @@ enum Command {
     /// `fence-confirm`).
     Portal(portal::PortalArgs),
     /// Hand a paused process's memory on a portal to another host through
-    /// /dev/cxl_switched (`export`, `cancel`) and list the handoffs in
-    /// flight (`list`).
+    /// /dev/cxl_switched (`export`, `cancel`, `release` on the source;
+    /// `accept`, `pull` on the target) and list the handoffs in flight
+    /// (`list`).
     ///
     /// Root only (the device is mode 0600). `export`
     /// pins the process's pages on the portal's node until the handoff ends,
     /// writes their list (the manifest) into the blocks it offers and offers
     /// them to the target host; `cancel` withdraws an offer and unpins them.
-    /// A request the kernel refuses is exit status 1, with the device, the
-    /// request and its errno; the kernel log says why.
+    /// The target `accept`s the offer and reads the manifest, a process of
+    /// its maps the pages (`cxlsw-workload --import`), and `pull` moves them
+    /// into the target's memory while it runs; then the source `release`s
+    /// the handoff. A request the kernel refuses is exit status 1, with the
+    /// device, the request and its errno; the kernel log says why.
     Handoff(handoff::HandoffArgs),
 }
 

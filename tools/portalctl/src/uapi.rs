@@ -25,11 +25,22 @@ pub const MAX_LIST: u32 = 4096;
 pub const MAX_RANGES: u32 = 64;
 /// The most blob bytes of one EXPORT (`struct cxlsw_export`'s `blob_len`).
 pub const MAX_BLOB: u32 = 65536;
+/// The most room for ranges of one ACCEPT (`struct cxlsw_accept`'s
+/// `nr_ranges`).
+pub const MAX_ACCEPT_RANGES: u32 = 65536;
+/// The most room for the blob of one ACCEPT (`struct cxlsw_accept`'s
+/// `blob_len`).
+pub const MAX_ACCEPT_BLOB: u32 = 65536;
+/// The most pages of one PULL (`struct cxlsw_pull`'s `max_pages`).
+pub const MAX_PULL: u32 = 1 << 20;
 
 /// `struct cxlsw_handoff`'s `state`: `CXLSW_OFFERED`.
 pub const OFFERED: u32 = 1;
 /// `struct cxlsw_handoff`'s `state`: `CXLSW_ACCEPTED`.
 pub const ACCEPTED: u32 = 2;
+/// `struct cxlsw_handoff`'s `state`: `CXLSW_PULLED` (accepted, and the
+/// target has pulled the pages: the source may release).
+pub const PULLED: u32 = 3;
 /// `struct cxlsw_handoff`'s `role`: `CXLSW_SOURCE`.
 pub const SOURCE: u32 = 1;
 /// `struct cxlsw_handoff`'s `role`: `CXLSW_TARGET`.
@@ -58,7 +69,7 @@ pub struct HandoffEntry {
     pub id: u64,
     /// The handoff record's index in the portal's header.
     pub index: u32,
-    /// [`OFFERED`] or [`ACCEPTED`].
+    /// [`OFFERED`], [`ACCEPTED`] or [`PULLED`].
     pub state: u32,
     /// [`SOURCE`] or [`TARGET`]: this host's part in it.
     pub role: u32,
@@ -72,9 +83,11 @@ pub struct HandoffEntry {
     pub pages: u64,
     /// Bytes of the workload's state that travel beside its pages.
     pub blob_bytes: u32,
-    /// For a source, the process whose pages it pinned (0 otherwise).
+    /// For a source, the process whose pages it pinned; for a target, the
+    /// process it mapped them into (0: none yet).
     pub pid: i32,
-    /// For a source, pages this host still holds for it.
+    /// For a source, pages this host still holds for it; for a target,
+    /// pages still on the portal (mapped, not pulled yet).
     pub pinned: u64,
 }
 
@@ -135,7 +148,8 @@ pub struct Export {
     pub pages: u64,
 }
 
-/// `struct cxlsw_ref`: names a handoff (CXLSW_IOC_CANCEL).
+/// `struct cxlsw_ref`: names a handoff (CXLSW_IOC_CANCEL, and
+/// CXLSW_IOC_RELEASE as [`ReleaseRef`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ref {
@@ -151,6 +165,87 @@ pub struct Ref {
     pub reserved: u32,
 }
 
+/// `struct cxlsw_accept`: CXLSW_IOC_ACCEPT.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accept {
+    /// `sizeof(struct cxlsw_accept)`.
+    pub size: u32,
+    /// The portal's NUMA node.
+    pub nid: i32,
+    /// The handoff's id.
+    pub id: u64,
+    /// Its record's index.
+    pub index: u32,
+    /// In: room in `ranges` (at most [`MAX_ACCEPT_RANGES`]); out: the
+    /// workload's ranges, which may be more than the room.
+    pub nr_ranges: u32,
+    /// In: room at `blob` (at most [`MAX_ACCEPT_BLOB`]); out: the blob's
+    /// length (only the room is filled).
+    pub blob_len: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// User pointer to an array of [`Range`]: where the workload's pages are
+    /// to be mapped, ascending.
+    pub ranges: u64,
+    /// User pointer to room for the workload's state.
+    pub blob: u64,
+    /// Out: pages the manifest lists.
+    pub pages: u64,
+}
+
+/// `struct cxlsw_map`: CXLSW_IOC_MAP.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Map {
+    /// `sizeof(struct cxlsw_map)`.
+    pub size: u32,
+    /// The portal's NUMA node.
+    pub nid: i32,
+    /// The handoff's id.
+    pub id: u64,
+    /// Its record's index.
+    pub index: u32,
+    /// The process to map into: the caller, or one it may attach to.
+    pub pid: i32,
+    /// Zero.
+    pub flags: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Out: pages mapped.
+    pub pages: u64,
+}
+
+/// `struct cxlsw_pull`: CXLSW_IOC_PULL.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pull {
+    /// `sizeof(struct cxlsw_pull)`.
+    pub size: u32,
+    /// The portal's NUMA node.
+    pub nid: i32,
+    /// The handoff's id.
+    pub id: u64,
+    /// Its record's index.
+    pub index: u32,
+    /// The NUMA node the pages go to (a node with memory, not a portal).
+    pub node: i32,
+    /// At most this many pages in this call (1..=[`MAX_PULL`]).
+    pub max_pages: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Out: pages moved by this call.
+    pub pulled: u64,
+    /// Out: pages still on the portal.
+    pub left: u64,
+}
+
+/// A [`Ref`] as the argument of CXLSW_IOC_RELEASE (a [`Ref`] alone is
+/// CANCEL's): the same bytes.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReleaseRef(pub Ref);
+
 // No padding anywhere: each size is the sum of its fields' (the byte views
 // below rely on it; the tests check every offset).
 const _: () = assert!(size_of::<Version>() == 4 * 4);
@@ -159,6 +254,10 @@ const _: () = assert!(size_of::<List>() == 2 * 4 + 8);
 const _: () = assert!(size_of::<Range>() == 2 * 8);
 const _: () = assert!(size_of::<Export>() == 10 * 4 + 4 * 8);
 const _: () = assert!(size_of::<Ref>() == 4 * 4 + 8);
+const _: () = assert!(size_of::<Accept>() == 6 * 4 + 4 * 8);
+const _: () = assert!(size_of::<Map>() == 6 * 4 + 2 * 8);
+const _: () = assert!(size_of::<Pull>() == 6 * 4 + 3 * 8);
+const _: () = assert!(size_of::<ReleaseRef>() == size_of::<Ref>());
 
 /// `size_of::<T>()` as the `u32` of a `size` field and of `_IOC_SIZE`.
 const fn size_u32<T>() -> u32 {
@@ -205,7 +304,17 @@ macro_rules! plain {
     )*};
 }
 
-plain!(Version, HandoffEntry, List, Range, Export, Ref);
+plain!(
+    Version,
+    HandoffEntry,
+    List,
+    Range,
+    Export,
+    Ref,
+    Accept,
+    Map,
+    Pull
+);
 
 /// `_IOC_NONE`: no data.
 pub const IOC_NONE: u32 = 0;
@@ -254,6 +363,14 @@ pub const IOC_LIST: u32 = ioc(IOC_READ | IOC_WRITE, MAGIC, 0x41, List::SIZE);
 pub const IOC_EXPORT: u32 = ioc(IOC_READ | IOC_WRITE, MAGIC, 0x42, Export::SIZE);
 /// `CXLSW_IOC_CANCEL`: `_IOW(0xCE, 0x43, struct cxlsw_ref)`.
 pub const IOC_CANCEL: u32 = ioc(IOC_WRITE, MAGIC, 0x43, Ref::SIZE);
+/// `CXLSW_IOC_ACCEPT`: `_IOWR(0xCE, 0x44, struct cxlsw_accept)`.
+pub const IOC_ACCEPT: u32 = ioc(IOC_READ | IOC_WRITE, MAGIC, 0x44, Accept::SIZE);
+/// `CXLSW_IOC_MAP`: `_IOWR(0xCE, 0x45, struct cxlsw_map)`.
+pub const IOC_MAP: u32 = ioc(IOC_READ | IOC_WRITE, MAGIC, 0x45, Map::SIZE);
+/// `CXLSW_IOC_PULL`: `_IOWR(0xCE, 0x46, struct cxlsw_pull)`.
+pub const IOC_PULL: u32 = ioc(IOC_READ | IOC_WRITE, MAGIC, 0x46, Pull::SIZE);
+/// `CXLSW_IOC_RELEASE`: `_IOW(0xCE, 0x47, struct cxlsw_ref)`.
+pub const IOC_RELEASE: u32 = ioc(IOC_WRITE, MAGIC, 0x47, Ref::SIZE);
 
 /// A request to the device, as errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,10 +385,19 @@ pub enum Request {
     Export,
     /// `CXLSW_IOC_CANCEL`.
     Cancel,
+    /// `CXLSW_IOC_ACCEPT`.
+    Accept,
+    /// `CXLSW_IOC_MAP`.
+    Map,
+    /// `CXLSW_IOC_PULL`.
+    Pull,
+    /// `CXLSW_IOC_RELEASE`.
+    Release,
 }
 
 impl Request {
-    /// Its name: `OPEN`, `VERSION`, `LIST`, `EXPORT`, `CANCEL`.
+    /// Its name: `OPEN`, `VERSION`, `LIST`, `EXPORT`, `CANCEL`, `ACCEPT`,
+    /// `MAP`, `PULL`, `RELEASE`.
     pub fn name(self) -> &'static str {
         match self {
             Request::Open => "OPEN",
@@ -279,6 +405,10 @@ impl Request {
             Request::List => "LIST",
             Request::Export => "EXPORT",
             Request::Cancel => "CANCEL",
+            Request::Accept => "ACCEPT",
+            Request::Map => "MAP",
+            Request::Pull => "PULL",
+            Request::Release => "RELEASE",
         }
     }
 }
@@ -374,6 +504,44 @@ pub struct ExportReply {
     pub pages: u64,
 }
 
+/// What an accept read: the handoff's manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptReply {
+    /// Where the workload's pages are to be mapped: ascending, page-aligned.
+    pub ranges: Vec<Range>,
+    /// The workload's state that travels beside the pages (may be empty).
+    pub blob: Vec<u8>,
+    /// Pages the manifest lists.
+    pub pages: u64,
+}
+
+/// What one pull did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullReply {
+    /// Pages moved by this call.
+    pub pulled: u64,
+    /// Pages still on the portal.
+    pub left: u64,
+}
+
+/// How many times [`Device::accept`] asks: with the room it was given, then
+/// with room for all the kernel reported.
+const ACCEPT_ATTEMPTS: usize = 2;
+
+/// After an ACCEPT with room for `room.0` ranges and `room.1` blob bytes
+/// that reported `got.0` ranges and `got.1` blob bytes: `None` if the room
+/// held them, else the room to ask again with (room for all), or `E2BIG` if
+/// that is more than the interface's limits.
+fn more_room(room: (u32, u32), got: (u32, u32)) -> Result<Option<(u32, u32)>, i32> {
+    if got.0 <= room.0 && got.1 <= room.1 {
+        Ok(None)
+    } else if got.0 > MAX_ACCEPT_RANGES || got.1 > MAX_ACCEPT_BLOB {
+        Err(libc::E2BIG)
+    } else {
+        Ok(Some((got.0.max(room.0), got.1.max(room.1))))
+    }
+}
+
 /// How many times [`Device::list`] asks again when the handoffs outgrew the
 /// room it gave.
 const LIST_ATTEMPTS: usize = 8;
@@ -444,6 +612,26 @@ impl Arg for Export {
 impl Arg for Ref {
     const REQUEST: Request = Request::Cancel;
     const CMD: u32 = IOC_CANCEL;
+}
+
+impl Arg for Accept {
+    const REQUEST: Request = Request::Accept;
+    const CMD: u32 = IOC_ACCEPT;
+}
+
+impl Arg for Map {
+    const REQUEST: Request = Request::Map;
+    const CMD: u32 = IOC_MAP;
+}
+
+impl Arg for Pull {
+    const REQUEST: Request = Request::Pull;
+    const CMD: u32 = IOC_PULL;
+}
+
+impl Arg for ReleaseRef {
+    const REQUEST: Request = Request::Release;
+    const CMD: u32 = IOC_RELEASE;
 }
 
 /// An open `/dev/cxl_switched`.
@@ -595,14 +783,183 @@ impl Device {
     ///
     /// A [`DeviceError`] of [`Request::Cancel`].
     pub fn cancel(&self, nid: i32, index: u32, id: u64) -> Result<(), DeviceError> {
-        let mut r = Ref {
+        self.call(&mut Ref::new(nid, index, id))
+    }
+
+    /// Accepts offer `index` (id `id`) to this host on the portal of node
+    /// `nid`, or reads again a handoff this host accepted, and returns its
+    /// manifest: the ranges to map its pages at, its blob and its pages.
+    ///
+    /// Asks with room for `room_ranges` ranges and `room_blob` blob bytes
+    /// (each at most the interface's limit), and once more with room for all
+    /// if the kernel says there are more: ACCEPT answers a handoff this host
+    /// accepted again without changing anything.
+    ///
+    /// # Errors
+    ///
+    /// A [`DeviceError`] of [`Request::Accept`]: `E2BIG` without asking
+    /// again if the kernel reports more than [`MAX_ACCEPT_RANGES`] ranges or
+    /// [`MAX_ACCEPT_BLOB`] blob bytes, `EAGAIN` if the second answer still
+    /// reports more than the room it gave.
+    pub fn accept(
+        &self,
+        nid: i32,
+        index: u32,
+        id: u64,
+        room_ranges: u32,
+        room_blob: u32,
+    ) -> Result<AcceptReply, DeviceError> {
+        let mut room = (
+            room_ranges.min(MAX_ACCEPT_RANGES),
+            room_blob.min(MAX_ACCEPT_BLOB),
+        );
+        for _ in 0..ACCEPT_ATTEMPTS {
+            let (a, mut reply) = self.accept_with_room(nid, index, id, room)?;
+            match more_room(room, (a.nr_ranges, a.blob_len))
+                .map_err(|errno| self.local_error(Request::Accept, errno))?
+            {
+                Some(more) => room = more,
+                None => {
+                    reply
+                        .ranges
+                        .truncate(self.len_of(Request::Accept, a.nr_ranges)?);
+                    reply
+                        .blob
+                        .truncate(self.len_of(Request::Accept, a.blob_len)?);
+                    return Ok(reply);
+                }
+            }
+        }
+        Err(self.local_error(Request::Accept, libc::EAGAIN))
+    }
+
+    /// One ACCEPT with room for `room.0` ranges and `room.1` blob bytes: the
+    /// struct the kernel wrote back, and the room as it filled it.
+    fn accept_with_room(
+        &self,
+        nid: i32,
+        index: u32,
+        id: u64,
+        room: (u32, u32),
+    ) -> Result<(Accept, AcceptReply), DeviceError> {
+        let mut ranges = vec![Range::default(); self.len_of(Request::Accept, room.0)?];
+        let mut blob = vec![0u8; self.len_of(Request::Accept, room.1)?];
+        let mut a = Accept {
+            size: Accept::SIZE,
+            nid,
+            id,
+            index,
+            nr_ranges: room.0,
+            blob_len: room.1,
+            ranges: if ranges.is_empty() {
+                0
+            } else {
+                user_ptr(ranges.as_mut_ptr())
+            },
+            blob: if blob.is_empty() {
+                0
+            } else {
+                user_ptr(blob.as_mut_ptr())
+            },
+            ..Accept::default()
+        };
+        // `ranges` has room for `room.0` entries and `blob` for `room.1`
+        // bytes: the kernel fills at most that.
+        self.call(&mut a)?;
+        let pages = a.pages;
+        Ok((
+            a,
+            AcceptReply {
+                ranges,
+                blob,
+                pages,
+            },
+        ))
+    }
+
+    /// `n` as a length, for an error of `request` if it does not fit.
+    fn len_of(&self, request: Request, n: u32) -> Result<usize, DeviceError> {
+        usize::try_from(n).map_err(|_| self.local_error(request, libc::E2BIG))
+    }
+
+    /// Maps the pages of accepted handoff `index` (id `id`) on the portal of
+    /// node `nid` into process `pid` (this one, or one it may attach to), at
+    /// the ranges [`Device::accept`] returned, which must lie in private
+    /// anonymous mappings of that process that no page backs yet (mapped,
+    /// never touched). Returns the pages mapped.
+    ///
+    /// # Errors
+    ///
+    /// A [`DeviceError`] of [`Request::Map`].
+    pub fn map(&self, nid: i32, index: u32, id: u64, pid: i32) -> Result<u64, DeviceError> {
+        let mut m = Map {
+            size: Map::SIZE,
+            nid,
+            id,
+            index,
+            pid,
+            ..Map::default()
+        };
+        self.call(&mut m)?;
+        Ok(m.pages)
+    }
+
+    /// Moves at most `max_pages` (1..=[`MAX_PULL`]) pages of mapped handoff
+    /// `index` (id `id`) on the portal of node `nid` from the portal to node
+    /// `node` of this host, while the process runs: the pages moved, and
+    /// those still on the portal. Once none is left the handoff is pulled
+    /// and the source may release it.
+    ///
+    /// # Errors
+    ///
+    /// A [`DeviceError`] of [`Request::Pull`].
+    pub fn pull(
+        &self,
+        nid: i32,
+        index: u32,
+        id: u64,
+        node: i32,
+        max_pages: u32,
+    ) -> Result<PullReply, DeviceError> {
+        let mut p = Pull {
+            size: Pull::SIZE,
+            nid,
+            id,
+            index,
+            node,
+            max_pages,
+            ..Pull::default()
+        };
+        self.call(&mut p)?;
+        Ok(PullReply {
+            pulled: p.pulled,
+            left: p.left,
+        })
+    }
+
+    /// Releases pulled handoff `index` (id `id`) on the portal of node
+    /// `nid`, as its source: unpins its pages, offlines the blocks they lie
+    /// in (migrating what else is there) and ends the handoff. End the old
+    /// process first.
+    ///
+    /// # Errors
+    ///
+    /// A [`DeviceError`] of [`Request::Release`].
+    pub fn release(&self, nid: i32, index: u32, id: u64) -> Result<(), DeviceError> {
+        self.call(&mut ReleaseRef(Ref::new(nid, index, id)))
+    }
+}
+
+impl Ref {
+    /// The [`Ref`] of handoff `index` (id `id`) on the portal of node `nid`.
+    pub fn new(nid: i32, index: u32, id: u64) -> Self {
+        Ref {
             size: Ref::SIZE,
             nid,
             id,
             index,
             reserved: 0,
-        };
-        self.call(&mut r)
+        }
     }
 }
 
@@ -673,6 +1030,43 @@ mod tests {
         assert_eq!(offset_of!(Ref, index), 16);
         assert_eq!(offset_of!(Ref, reserved), 20);
 
+        assert_eq!(size_of::<Accept>(), 56);
+        assert_eq!(offset_of!(Accept, size), 0);
+        assert_eq!(offset_of!(Accept, nid), 4);
+        assert_eq!(offset_of!(Accept, id), 8);
+        assert_eq!(offset_of!(Accept, index), 16);
+        assert_eq!(offset_of!(Accept, nr_ranges), 20);
+        assert_eq!(offset_of!(Accept, blob_len), 24);
+        assert_eq!(offset_of!(Accept, reserved), 28);
+        assert_eq!(offset_of!(Accept, ranges), 32);
+        assert_eq!(offset_of!(Accept, blob), 40);
+        assert_eq!(offset_of!(Accept, pages), 48);
+
+        assert_eq!(size_of::<Map>(), 40);
+        assert_eq!(offset_of!(Map, size), 0);
+        assert_eq!(offset_of!(Map, nid), 4);
+        assert_eq!(offset_of!(Map, id), 8);
+        assert_eq!(offset_of!(Map, index), 16);
+        assert_eq!(offset_of!(Map, pid), 20);
+        assert_eq!(offset_of!(Map, flags), 24);
+        assert_eq!(offset_of!(Map, reserved), 28);
+        assert_eq!(offset_of!(Map, pages), 32);
+
+        assert_eq!(size_of::<Pull>(), 48);
+        assert_eq!(offset_of!(Pull, size), 0);
+        assert_eq!(offset_of!(Pull, nid), 4);
+        assert_eq!(offset_of!(Pull, id), 8);
+        assert_eq!(offset_of!(Pull, index), 16);
+        assert_eq!(offset_of!(Pull, node), 20);
+        assert_eq!(offset_of!(Pull, max_pages), 24);
+        assert_eq!(offset_of!(Pull, reserved), 28);
+        assert_eq!(offset_of!(Pull, pulled), 32);
+        assert_eq!(offset_of!(Pull, left), 40);
+
+        // RELEASE's argument is CANCEL's, byte for byte.
+        assert_eq!(size_of::<ReleaseRef>(), 24);
+        assert_eq!(std::mem::align_of::<ReleaseRef>(), 8);
+
         // Every struct is as aligned as a __u64 struct is in C (or a __u32 one).
         assert_eq!(std::mem::align_of::<Version>(), 4);
         assert_eq!(std::mem::align_of::<HandoffEntry>(), 8);
@@ -680,6 +1074,9 @@ mod tests {
         assert_eq!(std::mem::align_of::<Range>(), 8);
         assert_eq!(std::mem::align_of::<Export>(), 8);
         assert_eq!(std::mem::align_of::<Ref>(), 8);
+        assert_eq!(std::mem::align_of::<Accept>(), 8);
+        assert_eq!(std::mem::align_of::<Map>(), 8);
+        assert_eq!(std::mem::align_of::<Pull>(), 8);
     }
 
     /// `dir << 30 | size << 16 | 0xCE << 8 | nr`, by hand.
@@ -693,15 +1090,35 @@ mod tests {
         assert_eq!(IOC_EXPORT, 0xC048_CE42);
         // _IOW: dir 1, size 24 (0x18), nr 0x43.
         assert_eq!(IOC_CANCEL, 0x4018_CE43);
+        // _IOWR: dir 3, size 56 (0x38), nr 0x44.
+        assert_eq!(IOC_ACCEPT, 0xC038_CE44);
+        // _IOWR: dir 3, size 32 (0x20), nr 0x45.
+        assert_eq!(IOC_MAP, 0xC028_CE45);
+        // _IOWR: dir 3, size 48 (0x30), nr 0x46.
+        assert_eq!(IOC_PULL, 0xC030_CE46);
+        // _IOW: dir 1, size 24 (0x18), nr 0x47.
+        assert_eq!(IOC_RELEASE, 0x4018_CE47);
         assert_eq!(
-            [Version::SIZE, List::SIZE, Export::SIZE, Ref::SIZE],
-            [16, 16, 72, 24]
+            [
+                Version::SIZE,
+                List::SIZE,
+                Export::SIZE,
+                Ref::SIZE,
+                Accept::SIZE,
+                Map::SIZE,
+                Pull::SIZE
+            ],
+            [16, 16, 72, 24, 56, 40, 48]
         );
         for (cmd, dir, nr, size) in [
             (IOC_VERSION, 3, 0x40, 16),
             (IOC_LIST, 3, 0x41, 16),
             (IOC_EXPORT, 3, 0x42, 72),
             (IOC_CANCEL, 1, 0x43, 24),
+            (IOC_ACCEPT, 3, 0x44, 56),
+            (IOC_MAP, 3, 0x45, 40),
+            (IOC_PULL, 3, 0x46, 48),
+            (IOC_RELEASE, 1, 0x47, 24),
         ] {
             assert_eq!(
                 (ioc_dir(cmd), ioc_type(cmd), ioc_nr(cmd), ioc_size(cmd)),
@@ -855,6 +1272,51 @@ mod tests {
                     ("reserved", offset_of!(Ref, reserved)),
                 ],
             ),
+            layout(
+                "cxlsw_accept",
+                size_of::<Accept>(),
+                &[
+                    ("size", offset_of!(Accept, size)),
+                    ("nid", offset_of!(Accept, nid)),
+                    ("id", offset_of!(Accept, id)),
+                    ("index", offset_of!(Accept, index)),
+                    ("nr_ranges", offset_of!(Accept, nr_ranges)),
+                    ("blob_len", offset_of!(Accept, blob_len)),
+                    ("reserved", offset_of!(Accept, reserved)),
+                    ("ranges", offset_of!(Accept, ranges)),
+                    ("blob", offset_of!(Accept, blob)),
+                    ("pages", offset_of!(Accept, pages)),
+                ],
+            ),
+            layout(
+                "cxlsw_map",
+                size_of::<Map>(),
+                &[
+                    ("size", offset_of!(Map, size)),
+                    ("nid", offset_of!(Map, nid)),
+                    ("id", offset_of!(Map, id)),
+                    ("index", offset_of!(Map, index)),
+                    ("pid", offset_of!(Map, pid)),
+                    ("flags", offset_of!(Map, flags)),
+                    ("reserved", offset_of!(Map, reserved)),
+                    ("pages", offset_of!(Map, pages)),
+                ],
+            ),
+            layout(
+                "cxlsw_pull",
+                size_of::<Pull>(),
+                &[
+                    ("size", offset_of!(Pull, size)),
+                    ("nid", offset_of!(Pull, nid)),
+                    ("id", offset_of!(Pull, id)),
+                    ("index", offset_of!(Pull, index)),
+                    ("node", offset_of!(Pull, node)),
+                    ("max_pages", offset_of!(Pull, max_pages)),
+                    ("reserved", offset_of!(Pull, reserved)),
+                    ("pulled", offset_of!(Pull, pulled)),
+                    ("left", offset_of!(Pull, left)),
+                ],
+            ),
         ];
         let c = c_layouts(&text);
         assert_eq!(c, rust, "the structs of {HEADER}");
@@ -883,6 +1345,7 @@ mod tests {
         assert_eq!(number("CXLSW_API_VERSION"), API_VERSION);
         assert_eq!(number("CXLSW_OFFERED"), OFFERED);
         assert_eq!(number("CXLSW_ACCEPTED"), ACCEPTED);
+        assert_eq!(number("CXLSW_PULLED"), PULLED);
         assert_eq!(number("CXLSW_SOURCE"), SOURCE);
         assert_eq!(number("CXLSW_TARGET"), TARGET);
         assert_eq!(number("CXLSW_IOC_MAGIC"), MAGIC);
@@ -912,11 +1375,15 @@ mod tests {
         assert_eq!(request("CXLSW_IOC_LIST"), IOC_LIST);
         assert_eq!(request("CXLSW_IOC_EXPORT"), IOC_EXPORT);
         assert_eq!(request("CXLSW_IOC_CANCEL"), IOC_CANCEL);
+        assert_eq!(request("CXLSW_IOC_ACCEPT"), IOC_ACCEPT);
+        assert_eq!(request("CXLSW_IOC_MAP"), IOC_MAP);
+        assert_eq!(request("CXLSW_IOC_PULL"), IOC_PULL);
+        assert_eq!(request("CXLSW_IOC_RELEASE"), IOC_RELEASE);
         let requests = defines
             .keys()
             .filter(|k| k.starts_with("CXLSW_IOC_") && *k != "CXLSW_IOC_MAGIC")
             .count();
-        assert_eq!(requests, 4, "a request of the header this module lacks");
+        assert_eq!(requests, 8, "a request of the header this module lacks");
     }
 
     #[test]
@@ -937,6 +1404,48 @@ mod tests {
         assert_eq!(Export::read_from(b), Some(e));
         assert_eq!(Export::read_from(&b[..71]), None);
         assert_eq!(Ref::read_from(&[0xff; 24]).map(|r| r.nid), Some(-1));
+
+        let p = Pull {
+            size: Pull::SIZE,
+            node: -1,
+            max_pages: MAX_PULL,
+            left: 7,
+            ..Pull::default()
+        };
+        let b = p.as_bytes();
+        assert_eq!(b.len(), 48);
+        assert_eq!(&b[20..24], &(-1i32).to_ne_bytes());
+        assert_eq!(&b[24..28], &(1u32 << 20).to_ne_bytes());
+        assert_eq!(&b[40..48], &7u64.to_ne_bytes());
+        assert_eq!(Pull::read_from(b), Some(p));
+        let a = Accept::read_from(&[0xff; 56]).expect("56 bytes are an Accept");
+        assert_eq!((a.nid, a.nr_ranges, a.pages), (-1, u32::MAX, u64::MAX));
+        assert_eq!(Map::read_from(&[0; 39]), None);
+        assert_eq!(
+            Ref::new(2, 3, 0x2a).as_bytes(),
+            ReleaseRef(Ref::new(2, 3, 0x2a)).0.as_bytes()
+        );
+    }
+
+    #[test]
+    fn accept_asks_again_with_room_for_all_the_kernel_reported() {
+        assert_eq!(more_room((64, 4096), (3, 100)), Ok(None));
+        assert_eq!(more_room((64, 4096), (64, 4096)), Ok(None));
+        assert_eq!(more_room((0, 0), (0, 0)), Ok(None));
+        assert_eq!(more_room((64, 4096), (65, 0)), Ok(Some((65, 4096))));
+        assert_eq!(more_room((64, 4096), (1, 4097)), Ok(Some((64, 4097))));
+        assert_eq!(
+            more_room((0, 0), (MAX_ACCEPT_RANGES, MAX_ACCEPT_BLOB)),
+            Ok(Some((MAX_ACCEPT_RANGES, MAX_ACCEPT_BLOB)))
+        );
+        assert_eq!(
+            more_room((64, 4096), (MAX_ACCEPT_RANGES + 1, 0)),
+            Err(libc::E2BIG)
+        );
+        assert_eq!(
+            more_room((64, 4096), (1, MAX_ACCEPT_BLOB + 1)),
+            Err(libc::E2BIG)
+        );
     }
 
     #[test]
@@ -1010,5 +1519,24 @@ mod tests {
             (Request::Cancel, Some(libc::ENOTTY))
         );
         assert!(e.to_string().starts_with("/dev/null: CANCEL: "), "{e}");
+        let e = d.accept(0, 1, 2, 4, 4096).expect_err("nor ACCEPT");
+        assert_eq!(
+            (e.request, e.errno()),
+            (Request::Accept, Some(libc::ENOTTY))
+        );
+        let e = d
+            .accept(0, 1, 2, 0, 0)
+            .expect_err("nor ACCEPT without room");
+        assert_eq!(e.request, Request::Accept);
+        let e = d.map(0, 1, 2, 3).expect_err("nor MAP");
+        assert_eq!((e.request, e.errno()), (Request::Map, Some(libc::ENOTTY)));
+        let e = d.pull(0, 1, 2, 0, 4096).expect_err("nor PULL");
+        assert_eq!((e.request, e.errno()), (Request::Pull, Some(libc::ENOTTY)));
+        let e = d.release(0, 1, 2).expect_err("nor RELEASE");
+        assert_eq!(
+            (e.request, e.errno()),
+            (Request::Release, Some(libc::ENOTTY))
+        );
+        assert!(e.to_string().starts_with("/dev/null: RELEASE: "), "{e}");
     }
 }

@@ -351,7 +351,7 @@ fn portal_show_and_check_say_what_a_booting_host_does() {
         "--json",
     ]));
     assert_eq!(v["state"], "formatted");
-    assert_eq!(v["superblock"]["version"], "2.1");
+    assert_eq!(v["superblock"]["version"], "2.2");
     assert_eq!(v["superblock"]["block_count"], 4);
     assert_eq!(v["superblock"]["host_slots"], 64);
     assert_eq!(
@@ -488,7 +488,7 @@ fn fence_confirm_refuses_another_host_or_a_live_slot() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("dax9.9/cxl_switched/suspects"));
 }
 
-// ---- portalctl handoff list|export|cancel ----
+// ---- portalctl handoff list|export|cancel|accept|pull|release ----
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -585,6 +585,58 @@ fn handoff_requests_the_kernel_refuses_are_exit_status_1() {
     );
 }
 
+/// The target's requests and the source's RELEASE, refused: exit status 1,
+/// the device, the request and its errno, and no result printed.
+#[test]
+fn handoff_accept_pull_release_name_the_request_the_kernel_refuses() {
+    let id = ["--node", "2", "--index", "3", "--id", "0x2a"];
+    let dev = ["--device", "/dev/null"];
+    for (cmd, extra, request) in [
+        ("accept", &[][..], "ACCEPT"),
+        ("pull", &["--to-node", "0"][..], "PULL"),
+        ("pull", &["--to-node", "0", "--batch", "1"][..], "PULL"),
+        ("release", &[][..], "RELEASE"),
+    ] {
+        for json in [false, true] {
+            let mut args = vec!["handoff", cmd];
+            args.extend(id);
+            args.extend(extra);
+            args.extend(dev);
+            if json {
+                args.push("--json");
+            }
+            let out = portalctl(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let err = stderr(&out);
+            assert!(
+                err.starts_with(&format!(
+                    "portalctl: /dev/null: {request}: Inappropriate ioctl for device (os error 25)"
+                )),
+                "{args:?}: {err}"
+            );
+            assert!(out.stdout.is_empty(), "{args:?}");
+        }
+    }
+    let out = portalctl(&[
+        "handoff",
+        "accept",
+        "--node",
+        "2",
+        "--index",
+        "3",
+        "--id",
+        "42",
+        "--device",
+        "/nonexistent/cxl_switched",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("portalctl: /nonexistent/cxl_switched: OPEN: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn handoff_export_names_what_it_cannot_read() {
     let out = portalctl(&[
@@ -644,6 +696,39 @@ fn handoff_usage_errors_are_exit_status_2() {
         &[
             "handoff", "cancel", "--node", "2", "--index", "3", "--id", "0xzz",
         ],
+        &["handoff", "accept", "--node", "2", "--index", "3"],
+        &["handoff", "release", "--node", "2", "--id", "1"],
+        &[
+            "handoff", "pull", "--node", "2", "--index", "3", "--id", "1",
+        ],
+        &[
+            "handoff",
+            "pull",
+            "--node",
+            "2",
+            "--index",
+            "3",
+            "--id",
+            "1",
+            "--to-node",
+            "0",
+            "--batch",
+            "0",
+        ],
+        &[
+            "handoff",
+            "pull",
+            "--node",
+            "2",
+            "--index",
+            "3",
+            "--id",
+            "1",
+            "--to-node",
+            "0",
+            "--batch",
+            "1048577",
+        ],
         &["handoff", "frobnicate"],
     ] {
         let out = portalctl(args);
@@ -651,8 +736,22 @@ fn handoff_usage_errors_are_exit_status_2() {
     }
     let out = portalctl(&["handoff", "--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for c in ["list", "export", "cancel"] {
+    for c in ["list", "export", "cancel", "accept", "pull", "release"] {
         assert!(text.contains(c), "handoff --help lacks {c}");
+    }
+    let out = portalctl(&["handoff", "pull", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for w in [
+        "--node <NID>",
+        "--index <INDEX>",
+        "--id <ID>",
+        "--to-node <NID>",
+        "--batch <PAGES>",
+        "[default: 4096]",
+        "pulled <done>/<total> pages, <secs> s left",
+        "pulled <total> pages in <ms> ms",
+    ] {
+        assert!(text.contains(w), "handoff pull --help lacks {w}:\n{text}");
     }
     let out = portalctl(&["--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("handoff"));

@@ -9,14 +9,17 @@
 //! get boundary values of each field besides (counts, pids, nodes, range
 //! arrays that are bad in each way). Then `--iterations` random rounds, and
 //! every number again on /dev/null. Each answer is tallied (errno or
-//! success); an EXPORT that succeeds is cancelled at once. The kernel's
-//! console is what the test judges (errnos only, never a splat): this tool
-//! never fails on an answer.
+//! success); an EXPORT that succeeds is cancelled at once. The target's
+//! requests (ACCEPT, MAP, PULL) and the source's RELEASE name handoffs that
+//! do not exist (EINVAL, or ENODEV for a node without a portal), whatever
+//! their other fields. The kernel's console is what the test judges (errnos
+//! only, never a splat): this tool never fails on an answer.
 //!
 //! Whatever the kernel does with a request, it cannot corrupt this process:
-//! every buffer it may write (the argument, LIST's array) lies right before a
-//! PROT_NONE guard page, larger than the kernel may write, and every random
-//! word that could be a user address is made non-canonical first.
+//! every buffer it may write (the argument, LIST's array, ACCEPT's ranges and
+//! blob) lies right before a PROT_NONE guard page, with room for all the
+//! kernel may write, and every random word that could be a user address is
+//! made non-canonical first.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,8 +30,8 @@ use std::process::ExitCode;
 use labtools::{touched_pages, PAGE};
 use portalctl::pagetypeinfo::PageTypeInfo;
 use portalctl::uapi::{
-    self, ioc_dir, ioc_nr, ioc_size, ioc_type, raw_ioctl, Device, Export, HandoffEntry, List,
-    Range, Ref, Version,
+    self, ioc_dir, ioc_nr, ioc_size, ioc_type, raw_ioctl, Accept, Device, Export, HandoffEntry,
+    List, Map, Pull, Range, Ref, Version,
 };
 
 const HELP: &str = "\
@@ -46,7 +49,8 @@ Sends every request number of the interface (and each with a wrong size or
 direction, unknown numbers beside them, a wrong magic): all-zero structs,
 random bytes, wrong size fields, boundary values of every field, NULL and
 unmapped pointers; then the random rounds; then the same numbers on
-/dev/null. An EXPORT that succeeds is cancelled at once. Prints one line per
+/dev/null. An EXPORT that succeeds is cancelled at once; ACCEPT, MAP, PULL
+and RELEASE name handoffs that do not exist (EINVAL, ENODEV). Prints one line per
 request, `ioctl NAME: N calls, errnos {EINVAL: a, ...}, successes K`, and
 `fuzz: done, N calls`.
 
@@ -336,11 +340,15 @@ struct Cmd {
 }
 
 /// The interface's requests: name, number, struct size.
-const REAL: [(&str, u32, u32); 4] = [
+const REAL: [(&str, u32, u32); 8] = [
     ("VERSION", uapi::IOC_VERSION, Version::SIZE),
     ("LIST", uapi::IOC_LIST, List::SIZE),
     ("EXPORT", uapi::IOC_EXPORT, Export::SIZE),
     ("CANCEL", uapi::IOC_CANCEL, Ref::SIZE),
+    ("ACCEPT", uapi::IOC_ACCEPT, Accept::SIZE),
+    ("MAP", uapi::IOC_MAP, Map::SIZE),
+    ("PULL", uapi::IOC_PULL, Pull::SIZE),
+    ("RELEASE", uapi::IOC_RELEASE, Ref::SIZE),
 ];
 
 /// `cmd` with another `_IOC_SIZE`.
@@ -384,7 +392,7 @@ fn commands() -> Vec<Cmd> {
             });
         }
     }
-    for nr in [0x00, 0x01, 0x3f, 0x44, 0x45, 0x46, 0x47, 0x4f, 0x80, 0xff] {
+    for nr in [0x00, 0x01, 0x3f, 0x48, 0x49, 0x4a, 0x4b, 0x4f, 0x80, 0xff] {
         out.push(Cmd {
             name: "unknown".into(),
             cmd: uapi::ioc(uapi::IOC_READ | uapi::IOC_WRITE, uapi::MAGIC, nr, Ref::SIZE),
@@ -392,7 +400,7 @@ fn commands() -> Vec<Cmd> {
     }
     out.push(Cmd {
         name: "unknown".into(),
-        cmd: uapi::ioc(uapi::IOC_NONE, uapi::MAGIC, 0x44, 0),
+        cmd: uapi::ioc(uapi::IOC_NONE, uapi::MAGIC, 0x48, 0),
     });
     for (name, cmd, _) in REAL {
         for ty in [0xCD, 0xCF] {
@@ -452,8 +460,10 @@ struct Fuzz<'a> {
     list: Guarded,
     /// EXPORT's range arrays.
     ranges: Guarded,
-    /// EXPORT's blob: `MAX_BLOB + 1` bytes and more.
+    /// EXPORT's blob, and ACCEPT's: `MAX_BLOB + 1` bytes and more.
     blob: Guarded,
+    /// ACCEPT's range arrays: room for `MAX_ACCEPT_RANGES + 1` ranges.
+    accepted: Guarded,
     /// Pages of this process, present (anonymous memory, not on a portal).
     heap: u64,
     /// A page-aligned address in this process's malloc heap, 4 pages present.
@@ -494,6 +504,7 @@ impl Fuzz<'_> {
             self.list.guard(),
             self.ranges.guard(),
             self.blob.guard(),
+            self.accepted.guard(),
         ];
         if (0x1_0000..1 << 47).contains(&addr) && !guards.contains(&addr) {
             eprintln!("cxlsw-ioctl-fuzz: not sending {addr:#x}: it may be mapped");
@@ -792,32 +803,210 @@ impl Fuzz<'_> {
         }
     }
 
-    fn cancel_cases(&mut self) {
-        let nids: Vec<i32> = [-1, 0, 1, 1023, i32::MAX]
+    /// The nodes a handoff is named on: bad ones, and the portals'.
+    fn ref_nids(&self) -> Vec<i32> {
+        [-1, 0, 1, 1023, i32::MAX]
+            .into_iter()
+            .chain(self.nids.iter().copied())
+            .collect()
+    }
+
+    /// Handoffs that do not exist, by node, index and id.
+    fn no_handoffs(&mut self) -> Vec<(i32, u32, u64)> {
+        let mut out = Vec::new();
+        for nid in self.ref_nids() {
+            for index in [0, 1, 63, 64, u32::MAX] {
+                for id in [0, 1, u64::MAX, self.rng.next()] {
+                    out.push((nid, index, id));
+                }
+            }
+        }
+        out
+    }
+
+    /// A request that takes a [`Ref`] (CANCEL, RELEASE): every handoff of
+    /// [`Fuzz::no_handoffs`], and reserved fields set.
+    fn ref_cases(&mut self, name: &str, cmd: u32) {
+        for (nid, index, id) in self.no_handoffs() {
+            self.send(name, cmd, &Case::of(Ref::new(nid, index, id).as_bytes()));
+        }
+        for nid in self.ref_nids() {
+            for reserved in [1, u32::MAX] {
+                let r = Ref {
+                    reserved,
+                    ..Ref::new(nid, 0, 1)
+                };
+                self.send(name, cmd, &Case::of(r.as_bytes()));
+            }
+        }
+    }
+
+    fn accept(&mut self, a: &Accept) {
+        self.send("ACCEPT", uapi::IOC_ACCEPT, &Case::of(a.as_bytes()));
+    }
+
+    /// ACCEPT's range array for room `nr`, ending at the guard page.
+    fn accept_array(&self, nr: u32) -> u64 {
+        let range = std::mem::size_of::<Range>();
+        self.accepted
+            .end_minus(usize::try_from(nr).map_or(usize::MAX, |n| n.saturating_mul(range)))
+    }
+
+    /// ACCEPT's blob for room `len`, ending at the guard page.
+    fn accept_blob(&self, len: u32) -> u64 {
+        self.blob
+            .end_minus(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    fn accept_cases(&mut self) {
+        let base = Accept {
+            size: Accept::SIZE,
+            nr_ranges: 1,
+            ranges: self.accept_array(1),
+            blob_len: 1,
+            blob: self.accept_blob(1),
+            ..Accept::default()
+        };
+        for (nid, index, id) in self.no_handoffs() {
+            self.accept(&Accept {
+                nid,
+                index,
+                id,
+                ..base
+            });
+        }
+        let nid = self.nids.first().copied().unwrap_or(0);
+        let base = Accept { nid, ..base };
+        for reserved in [1, u32::MAX] {
+            self.accept(&Accept { reserved, ..base });
+        }
+        for pages in [1, u64::MAX] {
+            self.accept(&Accept { pages, ..base });
+        }
+        // Room for ranges: where it fits, NULL, unmapped, the kernel's, into the guard.
+        let max = uapi::MAX_ACCEPT_RANGES;
+        for nr_ranges in [0, 1, 64, 65, max, max + 1, u32::MAX] {
+            for ranges in [
+                self.accept_array(nr_ranges),
+                0,
+                LOW_ADDR,
+                self.accepted.guard(),
+                KERNEL_ADDR,
+                NONCANONICAL,
+            ] {
+                self.accept(&Accept {
+                    nr_ranges,
+                    ranges,
+                    ..base
+                });
+            }
+        }
+        // Room for the blob, the same way.
+        let max = uapi::MAX_ACCEPT_BLOB;
+        for blob_len in [0, 1, 4096, max, max + 1, u32::MAX] {
+            for blob in [
+                self.accept_blob(blob_len),
+                0,
+                self.blob.guard(),
+                KERNEL_ADDR,
+            ] {
+                self.accept(&Accept {
+                    blob_len,
+                    blob,
+                    ..base
+                });
+            }
+        }
+    }
+
+    fn map(&mut self, m: &Map) {
+        self.send("MAP", uapi::IOC_MAP, &Case::of(m.as_bytes()));
+    }
+
+    fn map_cases(&mut self) {
+        // The fuzzer's own pid: a process a MAP may name; the handoffs do not exist.
+        let me = i32::try_from(std::process::id()).unwrap_or(1);
+        let base = Map {
+            size: Map::SIZE,
+            pid: me,
+            ..Map::default()
+        };
+        for pid in [0, -1, i32::MAX, i32::MIN] {
+            self.map(&Map { pid, ..base });
+        }
+        for (nid, index, id) in self.no_handoffs() {
+            self.map(&Map {
+                nid,
+                index,
+                id,
+                ..base
+            });
+        }
+        let nid = self.nids.first().copied().unwrap_or(0);
+        for flags in [1, 0x8000_0000, u32::MAX] {
+            self.map(&Map { nid, flags, ..base });
+        }
+        for pages in [1, u64::MAX] {
+            self.map(&Map { nid, pages, ..base });
+        }
+        self.map(&Map {
+            nid,
+            reserved: 1,
+            ..base
+        });
+    }
+
+    fn pull(&mut self, p: &Pull) {
+        self.send("PULL", uapi::IOC_PULL, &Case::of(p.as_bytes()));
+    }
+
+    fn pull_cases(&mut self) {
+        let base = Pull {
+            size: Pull::SIZE,
+            max_pages: 1,
+            ..Pull::default()
+        };
+        for (nid, index, id) in self.no_handoffs() {
+            self.pull(&Pull {
+                nid,
+                index,
+                id,
+                ..base
+            });
+        }
+        let nid = self.nids.first().copied().unwrap_or(0);
+        let base = Pull { nid, ..base };
+        // The node the pages go to: bad ones, this host's first, a portal.
+        let nodes: Vec<i32> = [-1, 0, 1, 1023, 1024, i32::MAX, i32::MIN]
             .into_iter()
             .chain(self.nids.iter().copied())
             .collect();
-        for &nid in &nids {
-            for index in [0, 1, 63, 64, u32::MAX] {
-                for id in [0, 1, u64::MAX, self.rng.next()] {
-                    let r = Ref {
-                        size: Ref::SIZE,
-                        nid,
-                        id,
-                        index,
-                        reserved: 0,
-                    };
-                    self.send("CANCEL", uapi::IOC_CANCEL, &Case::of(r.as_bytes()));
-                }
+        let max = uapi::MAX_PULL;
+        for node in nodes {
+            for max_pages in [0, 1, 4096, max, max + 1, u32::MAX] {
+                self.pull(&Pull {
+                    node,
+                    max_pages,
+                    ..base
+                });
             }
-            let r = Ref {
-                size: Ref::SIZE,
-                nid,
-                reserved: 1,
-                ..Ref::default()
-            };
-            self.send("CANCEL", uapi::IOC_CANCEL, &Case::of(r.as_bytes()));
         }
+        for reserved in [1, u32::MAX] {
+            self.pull(&Pull { reserved, ..base });
+        }
+        for out in [1, u64::MAX] {
+            self.pull(&Pull {
+                pulled: out,
+                ..base
+            });
+            self.pull(&Pull { left: out, ..base });
+        }
+    }
+
+    /// A node for a random request: mostly a portal's, if there is one.
+    fn random_nid(&mut self) -> i32 {
+        self.rng
+            .pick(&[0, 1, -1, self.nids.first().copied().unwrap_or(0)])
     }
 
     /// One random round: a random number (mostly a real one), random bytes,
@@ -878,15 +1067,52 @@ impl Fuzz<'_> {
                     .end_minus(usize::try_from(e.blob_len).unwrap_or(usize::MAX));
                 case = Case::of(e.as_bytes());
             }
-            0x43 if self.rng.chance(2) => {
+            0x43 | 0x47 if self.rng.chance(2) => {
                 let mut r = Ref::read_from(&case.bytes).unwrap_or_default();
                 r.size = size;
                 r.reserved = 0;
-                r.nid = self
-                    .rng
-                    .pick(&[0, 1, -1, self.nids.first().copied().unwrap_or(0)]);
+                r.nid = self.random_nid();
                 r.index %= 128;
                 case = Case::of(r.as_bytes());
+            }
+            0x44 if self.rng.chance(2) => {
+                let mut a = Accept::read_from(&case.bytes).unwrap_or_default();
+                a.size = size;
+                if self.rng.chance(2) {
+                    a.reserved = 0;
+                    a.pages = 0;
+                    a.nid = self.random_nid();
+                    a.index %= 128;
+                }
+                let any = self.rng.next_u32() % (uapi::MAX_ACCEPT_RANGES + 2);
+                a.nr_ranges = self.rng.pick(&[0, 1, 64, uapi::MAX_ACCEPT_RANGES, any]);
+                a.ranges = self.accept_array(a.nr_ranges);
+                let any = self.rng.next_u32() % (uapi::MAX_ACCEPT_BLOB + 2);
+                a.blob_len = self.rng.pick(&[0, 1, uapi::MAX_ACCEPT_BLOB, any]);
+                a.blob = self.accept_blob(a.blob_len);
+                case = Case::of(a.as_bytes());
+            }
+            0x45 if self.rng.chance(2) => {
+                let mut m = Map::read_from(&case.bytes).unwrap_or_default();
+                m.size = size;
+                m.flags = 0;
+                m.pages = 0;
+                m.nid = self.random_nid();
+                m.index %= 128;
+                case = Case::of(m.as_bytes());
+            }
+            0x46 if self.rng.chance(2) => {
+                let mut p = Pull::read_from(&case.bytes).unwrap_or_default();
+                p.size = size;
+                p.reserved = 0;
+                p.pulled = 0;
+                p.left = 0;
+                p.nid = self.random_nid();
+                p.index %= 128;
+                p.node = self.rng.pick(&[0, 1, -1, p.node]);
+                let any = self.rng.next_u32() % (uapi::MAX_PULL + 2);
+                p.max_pages = self.rng.pick(&[0, 1, 4096, uapi::MAX_PULL, any]);
+                case = Case::of(p.as_bytes());
             }
             _ => {}
         }
@@ -949,7 +1175,14 @@ fn run(o: &Options) -> Result<(), String> {
             .div_ceil(PAGE),
         )?,
         ranges: Guarded::new(1)?,
-        blob: Guarded::new(usize::try_from(uapi::MAX_BLOB).unwrap_or(65536) / PAGE + 1)?,
+        blob: Guarded::new(
+            usize::try_from(uapi::MAX_BLOB.max(uapi::MAX_ACCEPT_BLOB)).unwrap_or(65536) / PAGE + 1,
+        )?,
+        accepted: Guarded::new(
+            (usize::try_from(uapi::MAX_ACCEPT_RANGES + 1).unwrap_or(65537)
+                * std::mem::size_of::<Range>())
+            .div_ceil(PAGE),
+        )?,
         heap: user_addr(heap.as_ptr()),
         malloc: user_addr(malloced.as_ptr()).next_multiple_of(u64::try_from(PAGE).unwrap_or(4096)),
         me: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
@@ -965,7 +1198,11 @@ fn run(o: &Options) -> Result<(), String> {
     f.version_cases();
     f.list_cases();
     f.export_cases();
-    f.cancel_cases();
+    f.ref_cases("CANCEL", uapi::IOC_CANCEL);
+    f.accept_cases();
+    f.map_cases();
+    f.pull_cases();
+    f.ref_cases("RELEASE", uapi::IOC_RELEASE);
     for _ in 0..o.iterations {
         f.random_round(&cmds);
     }
@@ -1042,6 +1279,10 @@ mod tests {
             uapi::IOC_LIST,
             uapi::IOC_EXPORT,
             uapi::IOC_CANCEL,
+            uapi::IOC_ACCEPT,
+            uapi::IOC_MAP,
+            uapi::IOC_PULL,
+            uapi::IOC_RELEASE,
         ];
         for c in &all {
             let is_real = real.contains(&c.cmd);
@@ -1053,6 +1294,28 @@ mod tests {
             );
         }
         assert_eq!(size_for(with_size(uapi::IOC_EXPORT, 0)), 72);
+        assert_eq!(size_for(with_dir(uapi::IOC_ACCEPT, 1)), 56);
+        assert_eq!(size_for(uapi::IOC_MAP), 40);
+        assert_eq!(size_for(with_size(uapi::IOC_PULL, 0x3fff)), 48);
+        assert_eq!(size_for(uapi::IOC_RELEASE), 24);
+        // Every real request is sent, with each wrong size and direction.
+        for (name, cmd, _) in REAL {
+            assert!(all.iter().any(|c| c.cmd == cmd && c.name == name), "{name}");
+            let bad = |suffix: &str| {
+                all.iter()
+                    .filter(|c| c.name == format!("{name}:{suffix}"))
+                    .count()
+            };
+            assert_eq!(
+                (bad("badsize"), bad("baddir"), bad("badmagic")),
+                (5, 3, 2),
+                "{name}"
+            );
+        }
+        // No "unknown" number is one of the interface's.
+        for c in all.iter().filter(|c| c.name == "unknown") {
+            assert!(!(0x40..=0x47).contains(&ioc_nr(c.cmd)), "{:#x}", c.cmd);
+        }
     }
 
     #[test]
