@@ -538,6 +538,7 @@ impl Membership {
             let m = self.medium();
             // A handoff that ended meanwhile (its source was reaped, or this host is no
             // member) has nobody to tell.
+            let mut told = false;
             if let Some(host) = st.host.as_deref_mut() {
                 let sb = *host.superblock();
                 let live = read_handoff(&m, &sb, index)
@@ -553,6 +554,7 @@ impl Membership {
                         );
                         Error::from(e)
                     })?;
+                    told = true;
                 }
             }
             drop(st);
@@ -561,10 +563,15 @@ impl Membership {
             inner.maps.clear();
             x.mapped.store(false, Release);
             pr_info!(
-                "{}: handoff {} id {:#x}: every page pulled; the source may release\n",
+                "{}: handoff {} id {:#x}: every page pulled; {}\n",
                 region,
                 index,
-                id
+                id,
+                if told {
+                    "the source may release"
+                } else {
+                    "the handoff had ended already"
+                }
             );
         }
         Ok((moved, left))

@@ -58,7 +58,7 @@ out "members, $T/members (slot, state, epoch, heartbeat):"
 sed 's/^/  /' "$T/members" >&3
 out "owners, $T/owners (data blocks):"
 sed 's/^/  /' "$T/owners" >&3
-ktap_plan "demo" 3
+ktap_plan "demo" 4
 check "host $host: the portal is Switched node $pn" test "$(cat /sys/devices/system/node/node$pn/memory_type_name)" = Switched
 check "host $host: both hosts are live members of one portal" test "$(grep -c ' live ' "$T/members")" = 2
 block=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
@@ -71,6 +71,65 @@ holds_owned() {
 	is_gt "$_ho" 0 && is_eq "$(node_kb "$pn")" $((_ho * block / 1024))
 }
 check "host $host: node $pn holds exactly the blocks this host owns" holds_owned
+
+# The move: a workload's memory goes from host a to host b through the
+# portal by metadata alone, and its result is checked against a run that
+# never moved.
+section "a workload moves from host a to host b through the portal"
+MIB=16 STEPS=2000
+case "$host" in
+a)
+	bslot=$(awk '!/self/ && / live / { print $1 }' "$T/members")
+	mkfifo /tmp/wl.in
+	numactl --membind="$pn" -- cxlsw-workload --mib $MIB --steps $STEPS --pause-after $((STEPS / 2)) \
+		</tmp/wl.in >/tmp/wl.out 2>&1 &
+	exec 5>/tmp/wl.in
+	until_ok 300 grep -q '^paused at' /tmp/wl.out
+	set -- $(awk '/^paused at/ { print $5, $7, $9 }' /tmp/wl.out)
+	out "host a: the workload ($MIB MiB on the portal's node $pn) paused after $((STEPS / 2)) of $STEPS steps: pid $3 at $1"
+	out "\$ portalctl handoff export --pid $3 --node $pn --to $bslot --range $1:$2"
+	portalctl handoff export --pid "$3" --node "$pn" --to "$bslot" --range "$1:$2" >&3 2>&1
+	out "host a: waiting for host b to map it, resume it and pull it"
+	until_ok 600 in_state pulled
+	portalctl handoff list >&3
+	kill -9 "$3"
+	until_ok 60 sh -c "! [ -d /proc/$3 ]"
+	exec 5>&-
+	out "\$ portalctl handoff release --node $pn --index $(handoffs | awk '{ print $2 }') --id $(handoffs | awk '{ print $3 }')"
+	portalctl handoff release --node "$pn" --index "$(handoffs | awk '{ print $2 }')" \
+		--id "$(handoffs | awk '{ print $3 }')" >&3 2>&1
+	dmesg | grep 'released:' | tail -1 >&3
+	check "host a: the workload left; its handoff is released" test -z "$(handoffs)"
+	;;
+b)
+	expect=$(cxlsw-workload --mib $MIB --steps $STEPS --expect | awk '/^result/ { print $2 }')
+	until_ok 600 in_state offered
+	portalctl handoff list >&3
+	set -- $(handoffs | awk '{ print $1, $2, $3 }')
+	out "\$ cxlsw-workload --import $1:$2:$3 --steps $STEPS"
+	mkfifo /tmp/wl.in
+	cxlsw-workload --import "$1:$2:$3" --steps $STEPS </tmp/wl.in >/tmp/wl.out 2>&1 &
+	exec 5>/tmp/wl.in
+	until_ok 300 grep -q '^imported' /tmp/wl.out
+	grep '^imported' /tmp/wl.out >&3
+	dmesg | grep 'mapped into pid' | tail -1 >&3
+	out "\$ portalctl handoff pull --node $1 --index $2 --id $3 --to-node 0"
+	portalctl handoff pull --node "$1" --index "$2" --id "$3" --to-node 0 --batch 1024 >&3 2>&1
+	until_ok 300 grep -q '^done, waiting' /tmp/wl.out
+	wpid=$(awk '/^imported/ { print $9 }' /tmp/wl.out)
+	out "host b: after the pull, /proc/$wpid/numa_maps has $(anon_on "$wpid" 0) anonymous pages on node 0, $(anon_on "$wpid" "$1") on the portal"
+	got=$(awk '/^result/ { print $2 }' /tmp/wl.out)
+	out "host b: result $got; the same workload run without moving: $expect"
+	echo go >&5
+	exec 5>&-
+	check "host b: the moved workload's result is the unmoved run's" test "$got" = "$expect"
+	no_handoff() { [ -z "$(handoffs)" ]; }
+	until_ok 600 no_handoff
+	until_ok 60 sh -c "dmesg | grep -q 'handed over'"
+	dmesg | grep 'handed over' | tail -1 >&3
+	out "host b: owns blocks $(cat "$S/owned_blocks") of the portal now"
+	;;
+esac
 # Stay until the other host has printed its view, then leave the portal.
 sleep 15
 rmmod cxl_switched

@@ -20,18 +20,6 @@ portal_member_up $LEASE || { diag "lab bring-up failed: see the console log"; re
 wait_driver "$PORTAL_DAX" cxl_switched 60 >/dev/null
 pn=$(dax_node "$PORTAL_DAX")
 
-# until_ok SECONDS CMD...: until CMD succeeds (on the clock).
-until_ok() {
-	_uo=$(($(now_cs) + $1 * 100))
-	shift
-	until "$@"; do
-		[ "$(now_cs)" -lt $_uo ] || return 1
-		sleep 0.5
-	done
-}
-# handoffs: the rows of `portalctl handoff list`, "NID INDEX ID STATE ROLE
-# PEER BLOCKS PAGES BLOB PID PINNED" (header dropped).
-handoffs() { portalctl handoff list | awk 'NR > 1 && NF >= 11'; }
 # wait_handoffs N SECONDS: until this host is a party to N handoffs.
 wait_handoffs() {
 	_wh=$(($(now_cs) + $2 * 100))
