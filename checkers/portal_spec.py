@@ -253,9 +253,14 @@ def check(img: bytes, final: bool = False) -> dict:
         ext = [struct.unpack_from("<II", rec, 0x40 + k * 8) for k in range(min(nx, 8))]
         if nx > 8 or state > 2 or outcome > 2:
             errors.append(f"handoff {i}: bad record")
-        # Target flags (minor 2): bit 0, pulled, only while accepted.
-        if struct.unpack_from("<I", rec, 0xa4)[0] & 1 and state != 2:
-            errors.append(f"handoff {i}: pulled but not accepted (state {state})")
+        # Target flags: bit 0 pulled (minor 2), bit 1 mapped (minor 3); the target sets them
+        # once it accepted; a free record keeps those its last handoff ended with.
+        flags = struct.unpack_from("<I", rec, 0xa4)[0]
+        if flags & ~3:
+            errors.append(f"handoff {i}: unknown target flags {flags:#x}")
+        if flags and (state == 1 or (state == 0 and outcome == 0)):
+            errors.append(f"handoff {i}: target flags {flags:#x} on a record never accepted "
+                          f"(state {state}, outcome {outcome})")
         if state != 0:
             handoffs[i] = (src, se, dst, de, ext)
             errors.extend(manifest(img, sb, i, rec, ext))

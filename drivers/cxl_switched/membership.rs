@@ -80,6 +80,9 @@ struct State {
     suspected: [Option<[u8; 16]>; u32_as_usize(MAX_HOST_SLOTS)],
     /// The pages this host holds for the handoffs it offered.
     exports: KVec<exports::Exported>,
+    /// The handoffs this host offered that were rolled back, until acknowledged (CANCEL): what
+    /// became of their process.
+    ended: KVec<exports::Ended>,
     /// The handoffs this host accepted, until they end and their pages are pulled.
     imports: KVec<Arc<imports::Imported>>,
 }
@@ -165,6 +168,7 @@ impl Membership {
                     stopped: None,
                     suspected: [None; u32_as_usize(MAX_HOST_SLOTS)],
                     exports: KVec::new(),
+                    ended: KVec::new(),
                     imports: KVec::new(),
                 }),
                 work <- new_delayed_work!("cxl_switched::heartbeat"),
@@ -408,6 +412,7 @@ impl Membership {
             st.leaving = true;
             // Pinned pages would keep their blocks online; leaving ends their handoffs anyway.
             st.exports.clear();
+            st.ended.clear();
             core::mem::take(&mut st.blocks)
         };
         let (stuck, n, err) = self.offline(&mut blocks);
@@ -502,6 +507,7 @@ impl Membership {
                 );
                 // Its handoffs end with it: their pinned pages would keep blocks online.
                 st.exports.clear();
+                st.ended.clear();
                 let (_, stuck, _) = self.offline(&mut st.blocks);
                 if stuck != 0 {
                     pr_err!(

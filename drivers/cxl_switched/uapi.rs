@@ -202,10 +202,12 @@ pub(crate) const IOC_PULL: u32 = _IOWR::<Pull>(MAGIC, 0x46);
 /// `CXLSW_IOC_RELEASE`.
 pub(crate) const IOC_RELEASE: u32 = _IOW::<Ref>(MAGIC, 0x47);
 
-/// `CXLSW_OFFERED`, `CXLSW_ACCEPTED`, `CXLSW_PULLED`.
+/// `CXLSW_OFFERED`, `CXLSW_ACCEPTED`, `CXLSW_PULLED`, `CXLSW_RETURNED`, `CXLSW_LOST`.
 pub(crate) const OFFERED: u32 = 1;
 pub(crate) const ACCEPTED: u32 = 2;
 pub(crate) const PULLED: u32 = 3;
+pub(crate) const RETURNED: u32 = 4;
+pub(crate) const LOST: u32 = 5;
 /// `CXLSW_SOURCE`, `CXLSW_TARGET`.
 pub(crate) const SOURCE: u32 = 1;
 pub(crate) const TARGET: u32 = 2;

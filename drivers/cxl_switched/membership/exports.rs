@@ -21,7 +21,7 @@ use crate::{
         abi::{
             handoff::Extent,
             manifest::{Chunk, ManifestEntry, CHUNK_SIZE},
-            HandoffState, MAX_EXTENTS,
+            HandoffState, Outcome, MAX_EXTENTS,
         },
         num::usize_as_u64,
         protocol::{
@@ -38,10 +38,30 @@ pub(crate) struct Exported {
     index: u32,
     id: u64,
     pid: i32,
+    /// The target's host slot.
+    target: u32,
+    /// The blocks offered.
+    blocks: u32,
     pinned: PinnedPages,
     /// The pages that hold the manifest.
     _chunks: KVec<Page>,
 }
+
+/// An export whose handoff was rolled back, kept for LIST until acknowledged.
+pub(crate) struct Ended {
+    index: u32,
+    id: u64,
+    pid: i32,
+    target: u32,
+    blocks: u32,
+    pages: u64,
+    /// The target had mapped the pages (or the record no longer tells): the process must not
+    /// resume here.
+    lost: bool,
+}
+
+/// The most rolled-back exports kept unacknowledged; the oldest goes first.
+const MAX_ENDED: usize = 64;
 
 /// The manifest's chunk pages, by device offset: what [`write_manifest`] writes to.
 struct ChunkMedium<'a> {
@@ -250,6 +270,7 @@ impl Membership {
             &mut buf,
         )
         .map_err(|e| fail(format_args!("writing the manifest: {e}"), e.into()))?;
+        let nblocks: u32 = ext.iter().map(|e| e.count).sum();
         let mut st = self.state.lock();
         let m = self.medium();
         let host = st
@@ -268,12 +289,13 @@ impl Membership {
         for (_, p) in chunks {
             kept.push(p, GFP_KERNEL)?;
         }
-        let nblocks: u32 = ext.iter().map(|e| e.count).sum();
         st.exports.push(
             Exported {
                 index,
                 id,
                 pid: req.pid,
+                target: req.target,
+                blocks: nblocks,
                 pinned,
                 _chunks: kept,
             },
@@ -296,6 +318,8 @@ impl Membership {
     }
 
     /// Cancels offer `index` (id `id`), of this host or to it; an export's pages are unpinned.
+    /// Of an export that was rolled back (LIST says returned or lost), it acknowledges the end:
+    /// LIST no longer shows it.
     ///
     /// # Errors
     ///
@@ -304,6 +328,17 @@ impl Membership {
     pub(crate) fn cancel(&self, index: u32, id: u64) -> Result {
         let region = self.region.as_str();
         let mut st = self.state.lock();
+        if let Some(at) = st.ended.iter().position(|x| x.index == index && x.id == id) {
+            let x = st.ended.remove(at)?;
+            pr_info!(
+                "{}: handoff {} id {:#x}: its end acknowledged ({})\n",
+                region,
+                index,
+                id,
+                if x.lost { "lost" } else { "returned" }
+            );
+            return Ok(());
+        }
         let m = self.medium();
         let host = st.host.as_deref_mut().ok_or(ESTALE)?;
         host.cancel(&m, index, id).map_err(|e| {
@@ -318,6 +353,8 @@ impl Membership {
         })?;
         pr_info!("{}: handoff {} id {:#x} cancelled\n", region, index, id);
         Self::drop_ended(&mut st, &m, region);
+        // The caller cancelled it: it knows its process is to resume.
+        st.ended.retain(|x| !(x.index == index && x.id == id));
         Ok(())
     }
 
@@ -460,24 +497,78 @@ impl Membership {
             }
             keep
         });
+        let ended = &mut st.ended;
         st.exports.retain(|x| {
-            let live = read_handoff(m, &sb, x.index)
-                .is_ok_and(|h| h.id == x.id && h.state != HandoffState::Free);
-            if !live {
-                pr_info!(
-                    "{}: handoff {} id {:#x} ended: {} pages of pid {} unpinned\n",
+            let h = read_handoff(m, &sb, x.index).ok().filter(|h| h.id == x.id);
+            if h.is_some_and(|h| h.state != HandoffState::Free) {
+                return true;
+            }
+            // Rolled back: the process may resume here unless the target mapped the pages
+            // (they may have changed since), or the record was reused and no longer tells.
+            let lost = match h {
+                Some(h) if h.outcome == Outcome::Released => {
+                    pr_info!(
+                        "{}: handoff {} id {:#x} ended: {} pages of pid {} unpinned; released\n",
+                        region,
+                        x.index,
+                        x.id,
+                        x.pinned.len(),
+                        x.pid
+                    );
+                    return false;
+                }
+                Some(h) => h.mapped,
+                None => true,
+            };
+            pr_info!(
+                "{}: handoff {} id {:#x} ended: {} pages of pid {} unpinned; {}\n",
+                region,
+                x.index,
+                x.id,
+                x.pinned.len(),
+                x.pid,
+                if lost {
+                    "lost: its target had mapped them, the process must not resume"
+                } else {
+                    "returned: the process may resume here"
+                }
+            );
+            if ended.len() >= MAX_ENDED {
+                if let Ok(old) = ended.remove(0) {
+                    pr_warn!(
+                        "{}: handoff {} id {:#x}: its end was never acknowledged; forgotten\n",
+                        region,
+                        old.index,
+                        old.id
+                    );
+                }
+            }
+            let kept = ended.push(
+                Ended {
+                    index: x.index,
+                    id: x.id,
+                    pid: x.pid,
+                    target: x.target,
+                    blocks: x.blocks,
+                    pages: usize_as_u64(x.pinned.len()),
+                    lost,
+                },
+                GFP_KERNEL,
+            );
+            if kept.is_err() {
+                pr_warn!(
+                    "{}: handoff {} id {:#x}: no memory to keep its end for LIST\n",
                     region,
                     x.index,
-                    x.id,
-                    x.pinned.len(),
-                    x.pid
+                    x.id
                 );
             }
-            live
+            false
         });
     }
 
-    /// Appends the handoffs in flight that this host is a party to, on node `nid`.
+    /// Appends the handoffs in flight that this host is a party to, on node `nid`, then the
+    /// exports rolled back and not yet acknowledged (returned or lost).
     ///
     /// # Errors
     ///
@@ -527,6 +618,24 @@ impl Membership {
                     blob_bytes: h.manifest.blob_bytes,
                     pid,
                     pinned,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        for x in st.ended.iter() {
+            out.push(
+                HandoffEntry {
+                    id: x.id,
+                    index: x.index,
+                    state: if x.lost { uapi::LOST } else { uapi::RETURNED },
+                    role: uapi::SOURCE,
+                    peer: x.target,
+                    nid,
+                    blocks: x.blocks,
+                    pages: x.pages,
+                    blob_bytes: 0,
+                    pid: x.pid,
+                    pinned: 0,
                 },
                 GFP_KERNEL,
             )?;

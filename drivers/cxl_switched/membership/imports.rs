@@ -38,7 +38,7 @@ use crate::{
         abi::{
             handoff::Extent,
             manifest::{Chunk, ManifestEntry},
-            HandoffState, Superblock, MAX_EXTENTS,
+            HandoffState, Outcome, Superblock, MAX_EXTENTS,
         },
         num::usize_as_u64,
         protocol::{
@@ -384,6 +384,8 @@ impl Membership {
         if inner.mm.is_some() {
             return Err(fail(format_args!("mapped already"), EINVAL));
         }
+        self.mark_mapped(index, id)
+            .map_err(|(why, e)| fail(format_args!("{why}"), e))?;
         // The page maps: every block of the handoff, whether or not a run lies in it, so
         // that no block of it can be onlined here while pages are mapped.
         for e in x.extents.iter() {
@@ -415,6 +417,31 @@ impl Membership {
             started.elapsed().as_micros_ceil()
         );
         Ok(mapped)
+    }
+
+    /// Says in the header, before a page of handoff `index` is mapped into a process, that its
+    /// pages may change from now on: if this host dies, its source must not resume its old
+    /// process. A handoff already released to this host (its source was reaped) has nobody to
+    /// tell. On error: why, the errno.
+    fn mark_mapped(&self, index: u32, id: u64) -> core::result::Result<(), (&'static str, Error)> {
+        let mut st = self.state.lock();
+        let m = self.medium();
+        let host = st
+            .host
+            .as_deref_mut()
+            .ok_or(("this host is no member", ESTALE))?;
+        let sb = *host.superblock();
+        let h = read_handoff(&m, &sb, index).map_err(|e| ("the header", Error::from(e)))?;
+        if h.id != id {
+            return Err(("no such handoff", EINVAL));
+        }
+        match (h.state, h.outcome) {
+            (HandoffState::Accepted, _) => host
+                .mapped(&m, index, id)
+                .map_err(|e| ("not marked mapped in the header", Error::from(e))),
+            (HandoffState::Free, Outcome::Released) => Ok(()),
+            _ => Err(("the handoff ended without this host", EINVAL)),
+        }
     }
 
     /// Populates `mm` with the pages of every run. On error: the address, why, the errno.

@@ -40,6 +40,8 @@ struct cxlsw_version {
 #define CXLSW_OFFERED 1
 #define CXLSW_ACCEPTED 2
 #define CXLSW_PULLED 3
+#define CXLSW_RETURNED 4
+#define CXLSW_LOST 5
 
 /* Values of struct cxlsw_handoff's @role. */
 #define CXLSW_SOURCE 1
@@ -50,7 +52,12 @@ struct cxlsw_version {
  * @id: the handoff's id: with @index, what every later request names.
  * @index: the handoff record's index in the portal's header.
  * @state: CXLSW_OFFERED, CXLSW_ACCEPTED or CXLSW_PULLED (accepted, and the
- *	target has pulled the pages: the source may release).
+ *	target has pulled the pages: the source may release); for a source
+ *	whose handoff was rolled back (cancelled by the target, or its target
+ *	died), until it acknowledges that with CXLSW_IOC_CANCEL:
+ *	CXLSW_RETURNED (its pages are unpinned and unchanged, the process may
+ *	resume) or CXLSW_LOST (the target had mapped the pages, which may have
+ *	changed: the process must not resume).
  * @role: CXLSW_SOURCE or CXLSW_TARGET: this host's part in it.
  * @peer: the host slot of the other party.
  * @nid: the NUMA node of the portal it is on.

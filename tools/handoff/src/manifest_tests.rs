@@ -9,7 +9,7 @@ use crate::abi::manifest::{
     Chunk, ChunkHeader, ChunkKind, ManifestEntry, BLOB_PER_CHUNK, CHUNK_SIZE, ENTRIES_PER_CHUNK,
     PAGE_BYTES,
 };
-use crate::abi::{Geometry, Handoff, HandoffState, Superblock, Timing};
+use crate::abi::{Geometry, Handoff, HandoffState, Outcome, Superblock, Timing};
 use crate::medium::{SharedMem, SimHost};
 use crate::protocol::manifest::{chunks_needed, pages_in, read_manifest, write_manifest, Item};
 use crate::protocol::{self, records::read_handoff, Error, Host, Medium};
@@ -548,10 +548,62 @@ fn a_source_releases_a_manifest_only_after_its_target_pulled() {
     assert!(ok, "the checker refuses a pulled handoff: {out}");
     y.pulled(&my, index, id).unwrap();
     x.release(&mx, index, id).unwrap();
+    let h = read_handoff(&mx, &sb, index).unwrap();
     assert_eq!(
-        read_handoff(&mx, &sb, index).unwrap().state,
-        HandoffState::Free
+        (h.state, h.outcome),
+        (HandoffState::Free, Outcome::Released)
     );
+    // The free record keeps the flags its handoff ended with, which the spec allows.
+    assert!(h.pulled);
+    let (ok, out) = spec_check(&mem.bytes_mut().clone(), "released");
+    assert!(ok, "the checker refuses a released handoff's record: {out}");
+}
+
+/// x offers to y, y accepts, maps the pages if `map`, and dies; x has y fenced and reaps it.
+/// Returns the record x then reads, and the image.
+fn after_a_dead_target(map: bool) -> (Handoff, Vec<u8>) {
+    let mem = mem();
+    let (mx, my, mut x, mut y) = two_hosts(&mem);
+    let (index, id, _) = offer(&mx, &mut x, y.slot(), &scattered(40, 1), &[]).unwrap();
+    // Only the target of an accepted handoff maps it.
+    assert!(matches!(y.mapped(&my, index, id), Err(Error::Invalid(_))));
+    y.accept(&my, index, id).unwrap();
+    assert!(matches!(x.mapped(&mx, index, id), Err(Error::Invalid(_))));
+    if map {
+        y.mapped(&my, index, id).unwrap();
+        y.mapped(&my, index, id).unwrap();
+    }
+    for _ in 0..8 {
+        mem.advance(u64::from(TIMING.lease_ms / 4));
+        x.renew(&mx).unwrap();
+    }
+    x.confirm_fenced(&mx, y.slot(), y.uuid()).unwrap();
+    for _ in 0..4 {
+        mem.advance(u64::from(TIMING.lease_ms / 4));
+        x.heartbeat(&mx).unwrap();
+    }
+    let sb = *x.superblock();
+    let h = read_handoff(&mx, &sb, index).unwrap();
+    assert_eq!(h.id, id);
+    let img = mem.bytes_mut().clone();
+    (h, img)
+}
+
+#[test]
+fn a_handoff_rolled_back_after_its_target_died_says_whether_the_target_had_mapped_it() {
+    for map in [false, true] {
+        let (h, img) = after_a_dead_target(map);
+        assert_eq!(
+            (h.state, h.outcome, h.mapped),
+            (HandoffState::Free, Outcome::RolledBack, map),
+            "mapped {map}"
+        );
+        let (ok, out) = spec_check(&img, &format!("dead-target-{map}"));
+        assert!(
+            ok,
+            "the checker refuses the rolled-back record (mapped {map}): {out}"
+        );
+    }
 }
 
 #[test]
@@ -570,7 +622,29 @@ fn the_checker_refuses_a_pulled_flag_on_an_offer() {
     bad[at..at + crate::abi::RECORD_SIZE].copy_from_slice(&rec.encode());
     let (ok, out) = spec_check(&bad, "pulled-offer");
     assert!(
-        !ok && out.contains("pulled"),
+        !ok && out.contains("target flags 0x1 on a record never accepted"),
         "the checker missed it: {out}"
     );
+    // Nor mapped, nor a flag no version defines.
+    for (edit, name, says) in [
+        (
+            Handoff { mapped: true, ..h },
+            "mapped-offer",
+            "target flags 0x2 on a record never accepted",
+        ),
+        (h, "unknown-flag", "unknown target flags 0x6"),
+    ] {
+        let mut rec = rec;
+        edit.encode(&mut rec.payload);
+        if name == "unknown-flag" {
+            rec.payload[0x84..0x88].copy_from_slice(&6u32.to_le_bytes());
+        }
+        let mut bad = mem.bytes_mut().clone();
+        bad[at..at + crate::abi::RECORD_SIZE].copy_from_slice(&rec.encode());
+        let (ok, out) = spec_check(&bad, name);
+        assert!(
+            !ok && out.contains(says),
+            "the checker missed {name}: {out}"
+        );
+    }
 }

@@ -151,7 +151,7 @@ fn superblock_layout_is_the_documented_one() {
     };
     let b = ready([0xab; 16], g).encode();
     assert_eq!(&b[0..8], b"CXLSWPTL");
-    assert_eq!(b[0x08..0x0c], [2, 0, 2, 0]);
+    assert_eq!(b[0x08..0x0c], [2, 0, 3, 0]);
     assert_eq!(b[0x0c..0x10], [0, 1, 0, 0]);
     assert_eq!(b[0x10..0x18], 1u64.to_le_bytes());
     assert_eq!(b[0x28..0x30], (128u64 << 20).to_le_bytes());

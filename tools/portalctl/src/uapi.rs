@@ -41,6 +41,14 @@ pub const ACCEPTED: u32 = 2;
 /// `struct cxlsw_handoff`'s `state`: `CXLSW_PULLED` (accepted, and the
 /// target has pulled the pages: the source may release).
 pub const PULLED: u32 = 3;
+/// `struct cxlsw_handoff`'s `state`: `CXLSW_RETURNED` (a source's handoff
+/// rolled back with its pages unchanged: the process may resume; CANCEL
+/// acknowledges it).
+pub const RETURNED: u32 = 4;
+/// `struct cxlsw_handoff`'s `state`: `CXLSW_LOST` (a source's handoff rolled
+/// back after the target mapped the pages: the process must not resume;
+/// CANCEL acknowledges it).
+pub const LOST: u32 = 5;
 /// `struct cxlsw_handoff`'s `role`: `CXLSW_SOURCE`.
 pub const SOURCE: u32 = 1;
 /// `struct cxlsw_handoff`'s `role`: `CXLSW_TARGET`.
@@ -69,7 +77,7 @@ pub struct HandoffEntry {
     pub id: u64,
     /// The handoff record's index in the portal's header.
     pub index: u32,
-    /// [`OFFERED`], [`ACCEPTED`] or [`PULLED`].
+    /// [`OFFERED`], [`ACCEPTED`], [`PULLED`], [`RETURNED`] or [`LOST`].
     pub state: u32,
     /// [`SOURCE`] or [`TARGET`]: this host's part in it.
     pub role: u32,
@@ -1346,6 +1354,8 @@ mod tests {
         assert_eq!(number("CXLSW_OFFERED"), OFFERED);
         assert_eq!(number("CXLSW_ACCEPTED"), ACCEPTED);
         assert_eq!(number("CXLSW_PULLED"), PULLED);
+        assert_eq!(number("CXLSW_RETURNED"), RETURNED);
+        assert_eq!(number("CXLSW_LOST"), LOST);
         assert_eq!(number("CXLSW_SOURCE"), SOURCE);
         assert_eq!(number("CXLSW_TARGET"), TARGET);
         assert_eq!(number("CXLSW_IOC_MAGIC"), MAGIC);

@@ -351,7 +351,7 @@ fn portal_show_and_check_say_what_a_booting_host_does() {
         "--json",
     ]));
     assert_eq!(v["state"], "formatted");
-    assert_eq!(v["superblock"]["version"], "2.2");
+    assert_eq!(v["superblock"]["version"], "2.3");
     assert_eq!(v["superblock"]["block_count"], 4);
     assert_eq!(v["superblock"]["host_slots"], 64);
     assert_eq!(

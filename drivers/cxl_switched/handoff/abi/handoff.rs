@@ -14,6 +14,10 @@ const FLAGS_AT: usize = 0x84;
 /// Target flag: the target no longer reads the source's pages (minor 2).
 const PULLED: u32 = 1;
 
+/// Target flag: the target mapped the pages into a process, which may have changed them
+/// (minor 3).
+const MAPPED: u32 = 2;
+
 /// The state of a handoff record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -121,7 +125,8 @@ impl ManifestRef {
 /// | 0x3c   | 4    | extents in use (0..=8)                           |
 /// | 0x40   | 64   | extents: start block (u32), block count (u32)    |
 /// | 0x80   | 36   | manifest: [`ManifestRef`] (all zero: none)       |
-/// | 0xa4   | 4    | target flags: bit 0 pulled (minor 2)             |
+/// | 0xa4   | 4    | target flags: bit 0 pulled (minor 2), bit 1      |
+/// |        |      | mapped (minor 3)                                 |
 ///
 /// Who writes what: the source the offer (every field but the flags), the target the accept
 /// (state) and the flags, the source the release, either party a cancel, a reaper the end of
@@ -141,6 +146,10 @@ pub(crate) struct Handoff {
     /// Set by the target once it no longer reads the source's pages (it pulled them into its
     /// own memory, or the workload ended): the source may then free them and release.
     pub(crate) pulled: bool,
+    /// Set by the target before it maps the pages into a process, which may then change them:
+    /// from then on the source's process must not resume, even if the handoff is rolled back
+    /// (its target died). A free record keeps the flags its last handoff ended with.
+    pub(crate) mapped: bool,
 }
 
 impl Handoff {
@@ -157,6 +166,7 @@ impl Handoff {
         nr_extents: 0,
         manifest: ManifestRef::NONE,
         pulled: false,
+        mapped: false,
     };
 
     /// Writes the handoff into a record's payload.
@@ -175,7 +185,8 @@ impl Handoff {
             put32(payload, 0x24 + i * 8, e.count);
         }
         self.manifest.encode(payload, MANIFEST_AT);
-        put32(payload, FLAGS_AT, if self.pulled { PULLED } else { 0 });
+        let flags = if self.pulled { PULLED } else { 0 } | if self.mapped { MAPPED } else { 0 };
+        put32(payload, FLAGS_AT, flags);
     }
 
     /// Reads the handoff from a record's payload.
@@ -214,6 +225,7 @@ impl Handoff {
             manifest: ManifestRef::decode(payload, MANIFEST_AT),
             // Flags a later minor version adds are ignored.
             pulled: le32(payload, FLAGS_AT) & PULLED != 0,
+            mapped: le32(payload, FLAGS_AT) & MAPPED != 0,
         })
     }
 

@@ -40,7 +40,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"CXLSWPTL";
 /// lease expiry alone, which is unsafe for a host that pauses. The two cannot share a portal.
 pub(crate) const MAJOR: u16 = 2;
 /// The minor version this code writes: 1 adds handoff manifests, 2 the target's pulled flag.
-pub(crate) const MINOR: u16 = 2;
+pub(crate) const MINOR: u16 = 3;
 /// The size of every record: superblock, host slot, table record copy.
 pub(crate) const RECORD_SIZE: usize = 256;
 /// The size of the superblock record.

@@ -6,7 +6,7 @@
 //! |--------|------|----------------------------------------------------------------|
 //! | 0x00   | 8    | magic, `CXLSWPTL`                                              |
 //! | 0x08   | 2    | major version (2): a reader refuses any other                  |
-//! | 0x0a   | 2    | minor version (2): a reader ignores what a larger one adds     |
+//! | 0x0a   | 2    | minor version (3): a reader ignores what a larger one adds     |
 //! | 0x0c   | 4    | record size in bytes (256)                                     |
 //! | 0x10   | 8    | generation: +1 on every rewrite of the record                  |
 //! | 0x18   | 16   | portal UUID                                                    |

@@ -15,6 +15,8 @@ pub(super) enum Step {
     Accept,
     /// The target no longer reads the source's pages.
     Pulled,
+    /// The target maps the pages into a process.
+    Mapped,
     /// The handoff ends: released to the target (`true`) or rolled back to the source.
     End(bool),
 }
@@ -165,6 +167,7 @@ impl Host {
                     )?;
                 }
                 Step::Pulled => me.put_handoff(m, &tx, index, &Handoff { pulled: true, ..h })?,
+                Step::Mapped => me.put_handoff(m, &tx, index, &Handoff { mapped: true, ..h })?,
                 Step::End(released) => me.end_handoff(m, &tx, index, &h, released)?,
             }
             me.commit(m, tx)
@@ -198,6 +201,22 @@ impl Host {
                 return Err(Error::Invalid("the handoff is not accepted by this host"));
             }
             Ok(Step::Pulled)
+        })
+    }
+
+    /// Tells the source of accepted handoff `index` that this host, its target, is about to map
+    /// the pages into a process: from then on they may change, and the source's process must
+    /// not resume even if the handoff is rolled back. Doing it twice is no error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if the handoff is not accepted by this host; as [`Host::offer`].
+    pub(crate) fn mapped<M: Medium>(&mut self, m: &M, index: u32, id: u64) -> Result<(), Error> {
+        self.handoff_step(m, index, id, |h, me, epoch| {
+            if h.state != HandoffState::Accepted || h.target != me || h.target_epoch != epoch {
+                return Err(Error::Invalid("the handoff is not accepted by this host"));
+            }
+            Ok(Step::Mapped)
         })
     }
 
