@@ -463,6 +463,32 @@ owned() {
 	return 0
 }
 
+# workload_start MIB STEPS [NODE]: starts the lab workload of MIB MiB (on
+# NODE's memory if given), to pause half way; fd 5 feeds it (`echo go >&5`
+# resumes it). Its output is /tmp/wl.out. Call it outside `check`: it opens
+# fd 5 in this shell.
+workload_start() {
+	num "$1" "workload_start: MiB" && num "$2" "workload_start: steps" || return 1
+	rm -f /tmp/wl.in && mkfifo /tmp/wl.in || return 1
+	if [ -n "${3:-}" ]; then
+		numactl --membind="$3" -- cxlsw-workload --mib "$1" --steps "$2" --pause-after $(($2 / 2)) \
+			</tmp/wl.in >/tmp/wl.out 2>&1 &
+	else
+		cxlsw-workload --mib "$1" --steps "$2" --pause-after $(($2 / 2)) </tmp/wl.in >/tmp/wl.out 2>&1 &
+	fi
+	exec 5>/tmp/wl.in
+}
+# workload_paused: until the workload pauses (300 s); sets WL_ADDR, WL_LEN
+# and WL_PID from its "paused at" line.
+workload_paused() {
+	until_ok 300 grep -q '^paused at' /tmp/wl.out || { cat /tmp/wl.out; return 1; }
+	set -- $(awk '/^paused at/ { print $5, $7, $9 }' /tmp/wl.out)
+	WL_ADDR=$1 WL_LEN=$2 WL_PID=$3
+	num "$WL_ADDR" "its address" && num "$WL_LEN" "its length" && num "$WL_PID" "its pid"
+}
+# workload_result: the result the workload printed (empty before it did).
+workload_result() { awk '/^result/ { print $2 }' /tmp/wl.out; }
+
 # until_ok SECONDS CMD...: until CMD succeeds (on the clock).
 until_ok() {
 	_uo=$(($(now_cs) + $1 * 100))

@@ -91,9 +91,14 @@ a)
 	# The harness checks the portal file now (spec_check), while the offer is in flight.
 	diag "cxlsw: offer ready"
 	ended() {
-		wait_handoffs 0 240 && until_ok 30 sh -c "dmesg | grep -q 'ended: $((len / 4096)) pages of pid $pid unpinned'"
+		until_ok 240 in_state returned || { handoffs; return 1; }
+		until_ok 30 sh -c "dmesg | grep -q 'ended: $((len / 4096)) pages of pid $pid unpinned; returned'" &&
+			handoffs | awk -v pid="$pid" '$4 == "returned" && $5 == "source" && $10 == pid && $11 == 0 { ok = 1 } END { exit !ok }' ||
+			{ handoffs; dmesg | tail -3; return 1; }
+		set -- $(handoffs | awk '{ print $1, $2, $3 }')
+		portalctl handoff cancel --node "$1" --index "$2" --id "$3" && wait_handoffs 0 10
 	}
-	check "b cancels the offer; a sees the handoff end and unpins the pages" ended
+	check "b cancels the offer; a sees it returned, its pages unpinned, and acknowledges it" ended
 	echo go >&5
 	exec 5>&-
 	resumed() {

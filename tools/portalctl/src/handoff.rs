@@ -27,6 +27,11 @@ pub(crate) enum HandoffCommand {
     /// List the handoffs in flight that this host is a party to, on every
     /// portal: offers it made or received, handoffs accepted and pulled.
     ///
+    /// STATE: offered, accepted, pulled; for a source whose handoff was
+    /// rolled back, until `cancel` acknowledges it: returned (the process
+    /// may resume, its pages are unchanged) or lost (the target had mapped
+    /// them, which may have changed them: end the process).
+    ///
     /// PID and PINNED: for a source, the process whose pages it pinned and
     /// the pages it still holds; for a target, the process the pages are
     /// mapped into ("-" before one is) and the pages still on the portal.
@@ -37,7 +42,9 @@ pub(crate) enum HandoffCommand {
     /// blocks are offered to the target.
     Export(ExportArgs),
     /// Cancel an offer this host made or received; a source's pages are
-    /// unpinned.
+    /// unpinned. Of a handoff `list` shows returned or lost (rolled back:
+    /// its target cancelled it or died), acknowledge that end: resume the
+    /// process if returned, end it if lost, then cancel it.
     Cancel(RefArgs),
     /// As the target, accept an offer to this host (or read again a handoff
     /// it accepted: that changes nothing) and print its manifest: the
@@ -136,7 +143,7 @@ pub(crate) struct RefArgs {
 }
 
 /// Pages a PULL moves by default.
-const BATCH: u32 = 4096;
+pub(crate) const BATCH: u32 = 4096;
 
 #[derive(Args, Debug)]
 pub(crate) struct PullArgs {
@@ -180,7 +187,7 @@ fn parse_len(s: &str) -> Result<u64, String> {
 }
 
 /// START:LEN.
-fn parse_range(s: &str) -> Result<Range, String> {
+pub(crate) fn parse_range(s: &str) -> Result<Range, String> {
     let (start, len) = s
         .split_once(':')
         .ok_or_else(|| format!("'{s}': expected START:LEN"))?;
@@ -225,7 +232,7 @@ fn anonymous_ranges(maps: &str) -> Result<Vec<Range>, String> {
 }
 
 /// The default ranges of `pid`, read from /proc/PID/maps.
-fn ranges_of(pid: i32) -> Result<Vec<Range>> {
+pub(crate) fn ranges_of(pid: i32) -> Result<Vec<Range>> {
     let path = format!("/proc/{pid}/maps");
     let text = fs::read_to_string(&path)
         .with_context(|| format!("reading {path} (is {pid} a running process?)"))?;
@@ -267,6 +274,8 @@ fn state_name(state: u32) -> String {
         uapi::OFFERED => "offered".into(),
         uapi::ACCEPTED => "accepted".into(),
         uapi::PULLED => "pulled".into(),
+        uapi::RETURNED => "returned".into(),
+        uapi::LOST => "lost".into(),
         s => format!("state-{s}"),
     }
 }
@@ -448,7 +457,7 @@ fn run_cancel(a: &RefArgs, json: bool) -> Result<()> {
 
 /// Room for the ranges the first ACCEPT asks with (it asks again if there
 /// are more).
-const ACCEPT_RANGES: u32 = 64;
+pub(crate) const ACCEPT_RANGES: u32 = 64;
 
 /// A range as `accept` prints it.
 #[derive(Debug, PartialEq, Eq, Serialize)]
@@ -530,14 +539,14 @@ const STALL_WAIT: Duration = Duration::from_millis(10);
 
 /// How far a pull is: pages moved by this run, pages left, time so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct PullProgress {
+pub(crate) struct PullProgress {
     done: u64,
     left: u64,
     elapsed: Duration,
 }
 
 impl PullProgress {
-    fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.done.saturating_add(self.left)
     }
 
@@ -561,7 +570,7 @@ impl PullProgress {
 
     /// "pulled <done>/<total> pages, <secs> s left" (seconds to a tenth, "?"
     /// before a page moved).
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let left = self
             .time_left()
             .map_or_else(|| "?".to_owned(), |t| format!("{:.1}", t.as_secs_f64()));
@@ -596,7 +605,7 @@ impl Pulled {
 
 /// PULLs by `pull_once` until none is left, calling `each` after every one
 /// with the progress then; the progress at the end and the calls made.
-fn pull_loop(
+pub(crate) fn pull_loop(
     mut pull_once: impl FnMut() -> Result<PullReply>,
     mut each: impl FnMut(&PullProgress),
 ) -> Result<(PullProgress, u64)> {
@@ -807,6 +816,22 @@ mod tests {
             ..HandoffEntry::default()
         });
         assert_eq!((r.state.as_str(), r.role.as_str()), ("pulled", "target"));
+    }
+
+    #[test]
+    fn a_rolled_back_export_says_whether_its_process_may_resume() {
+        let name = |state| {
+            row(&HandoffEntry {
+                state,
+                role: uapi::SOURCE,
+                ..HandoffEntry::default()
+            })
+            .state
+        };
+        assert_eq!(
+            (name(uapi::RETURNED), name(uapi::LOST)),
+            ("returned".into(), "lost".into())
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod gen;
 mod handoff;
 mod list;
 mod local;
+mod migrate;
 mod portal;
 mod report;
 
@@ -86,6 +87,25 @@ enum Command {
     /// the handoff. A request the kernel refuses is exit status 1, with the
     /// device, the request and its errno; the kernel log says why.
     Handoff(handoff::HandoffArgs),
+    /// Move a process to another host through a portal in one command on
+    /// each side: `send` on the source, `receive` on the target.
+    ///
+    /// Root only (/dev/cxl_switched is mode 0600, and `send` moves, stops
+    /// and ends another process). `send` moves the process's pages onto the
+    /// portal's node with migrate_pages(2) while it runs, stops it
+    /// (SIGSTOP), exports it to the target's slot, waits for the target to
+    /// accept and pull, ends it (SIGKILL) and releases the handoff.
+    /// `receive` waits for an offer to this host, accepts it, starts the
+    /// command that maps it (CXLSW_HANDOFF=NODE:INDEX:ID in its environment,
+    /// and in place of an argument `{}`, e.g. `cxlsw-workload --import {}`),
+    /// pulls its pages into this host's memory and waits for the source's
+    /// release, leaving the command running. Each step prints what it did
+    /// and how long it took; with --json one JSON object at the end: every
+    /// step with its start and duration in ms, the outcome, the error.
+    /// Exit status 1 when a step fails, naming the device, the request and
+    /// its errno, and where the workload is left (the source resumes its
+    /// process only while the target has not accepted).
+    Migrate(migrate::MigrateArgs),
 }
 
 /// How a successful command ended.
@@ -113,6 +133,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => gen::run_bench(a, cli.json).map(|()| Outcome::Done),
         Command::Portal(a) => portal::run(a, cli.json),
         Command::Handoff(a) => handoff::run(a, cli.json).map(|()| Outcome::Done),
+        Command::Migrate(a) => migrate::run(a, cli.json).map(|()| Outcome::Done),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
