@@ -486,6 +486,37 @@ workload_paused() {
 	WL_ADDR=$1 WL_LEN=$2 WL_PID=$3
 	num "$WL_ADDR" "its address" && num "$WL_LEN" "its length" && num "$WL_PID" "its pid"
 }
+# workload_import NID INDEX ID STEPS: the lab workload, taken over from
+# handoff INDEX (id ID) on node NID (`cxlsw-workload --import`), fed by fd 5
+# like workload_start. Call it outside `check`.
+workload_import() {
+	rm -f /tmp/wl.in && mkfifo /tmp/wl.in || return 1
+	cxlsw-workload --import "$1:$2:$3" --steps "$4" </tmp/wl.in >/tmp/wl.out 2>&1 &
+	exec 5>/tmp/wl.in
+}
+# workload_imported PAGES: until the imported workload says it mapped PAGES
+# pages (300 s).
+workload_imported() {
+	until_ok 300 grep -q '^imported' /tmp/wl.out || { cat /tmp/wl.out; return 1; }
+	is_eq "$(awk '/^imported/ { print $2 }' /tmp/wl.out)" "$1"
+}
+# portal_blocks: sets pn (the portal's node), block (the memory block size)
+# and blocks (the portal's data blocks: all but the header's).
+portal_blocks() {
+	pn=$(dax_node "$PORTAL_DAX") &&
+		block=$((0x$(cat /sys/devices/system/memory/block_size_bytes))) &&
+		blocks=$(($(region_size "$PORTAL_REGION") / block - 1))
+}
+
+# owns_all_online: until this host owns every data block of the portal and
+# has all of them online (120 s each); needs portal_blocks.
+owns_all() { is_eq "$(owned)" "$blocks"; }
+all_online() { is_eq "$(node_kb "$pn")" $((blocks * block / 1024)); }
+owns_all_online() {
+	until_ok 120 owns_all || { owned; return 1; }
+	until_ok 120 all_online || { node_kb "$pn"; return 1; }
+}
+
 # workload_result: the result the workload printed (empty before it did).
 workload_result() { awk '/^result/ { print $2 }' /tmp/wl.out; }
 

@@ -20,9 +20,7 @@ KILL_AT=${KILL_AT:-accept}
 
 portal_member_up $LEASE || { diag "lab bring-up failed: see the console log"; return 0; }
 wait_driver "$PORTAL_DAX" cxl_switched 60 >/dev/null
-pn=$(dax_node "$PORTAL_DAX")
-block=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
-blocks=$(($(region_size "$PORTAL_REGION") / block - 1))
+portal_blocks
 scenario=migrate-kill-target
 [ "$KILL_AT" = pull ] && scenario=migrate-kill-pull
 
@@ -78,13 +76,7 @@ a)
 		check "a resumes the old process: it ends with the unmigrated result" resumed
 	fi
 	exec 5>&-
-	owns_all() { is_eq "$(owned)" "$blocks"; }
-	all_online() { is_eq "$(node_kb "$pn")" $((blocks * block / 1024)); }
-	all() {
-		until_ok 120 owns_all || { owned; return 1; }
-		until_ok 120 all_online || { node_kb "$pn"; return 1; }
-	}
-	check "a owns every block and has all of them online" all
+	check "a owns every block and has all of them online" owns_all_online
 	# The harness checks the portal file now (spec_check).
 	diag "cxlsw: check the portal"
 	sleep 5
@@ -98,13 +90,8 @@ b)
 	set -- $(handoffs | awk '{ print $1, $2, $3, $8 }')
 	nid=$1 index=$2 id=$3 pages=$4
 	if [ "$KILL_AT" = pull ]; then
-		mkfifo /tmp/wl.in
-		cxlsw-workload --import "$nid:$index:$id" --steps $STEPS </tmp/wl.in >/tmp/wl.out 2>&1 &
-		exec 5>/tmp/wl.in
-		imported() {
-			until_ok 300 grep -q '^imported' /tmp/wl.out || { cat /tmp/wl.out; return 1; }
-			is_eq "$(awk '/^imported/ { print $2 }' /tmp/wl.out)" "$pages"
-		}
+		workload_import "$nid" "$index" "$id" $STEPS
+		imported() { workload_imported "$pages"; }
 		check "the workload is imported and resumed: $pages pages mapped from the portal" imported
 		portalctl handoff pull --node "$nid" --index "$index" --id "$id" --to-node 0 --batch 16 \
 			>/tmp/pull.out 2>&1 &

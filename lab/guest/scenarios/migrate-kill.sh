@@ -14,9 +14,7 @@ STEPS=2000
 
 portal_member_up $LEASE || { diag "lab bring-up failed: see the console log"; return 0; }
 wait_driver "$PORTAL_DAX" cxl_switched 60 >/dev/null
-pn=$(dax_node "$PORTAL_DAX")
-block=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
-blocks=$(($(region_size "$PORTAL_REGION") / block - 1))
+portal_blocks
 
 case "$host" in
 a)
@@ -48,13 +46,8 @@ b)
 	until_ok 600 in_state offered
 	set -- $(handoffs | awk '{ print $1, $2, $3, $8 }')
 	nid=$1 index=$2 id=$3 pages=$4
-	mkfifo /tmp/wl.in
-	cxlsw-workload --import "$nid:$index:$id" --steps $STEPS </tmp/wl.in >/tmp/wl.out 2>&1 &
-	exec 5>/tmp/wl.in
-	imported() {
-		until_ok 300 grep -q '^imported' /tmp/wl.out || { cat /tmp/wl.out; return 1; }
-		is_eq "$(awk '/^imported/ { print $2 }' /tmp/wl.out)" "$pages"
-	}
+	workload_import "$nid" "$index" "$id" $STEPS
+	imported() { workload_imported "$pages"; }
 	check "the workload is imported: $pages pages mapped from the portal" imported
 	reaped() { until_ok 300 sh -c "dmesg | grep -q 'reaped 1 host(s) confirmed off'"; }
 	check "a dies; b has it confirmed off and reaps it" reaped
